@@ -1,0 +1,3 @@
+from stedi_etl.cli import main
+
+main()

@@ -1,0 +1,361 @@
+"""The stedi-etl command line: each command calls one library function, prints its result and picks the exit
+code (0 ok, 1 data or contract failure, 2 usage error). Errors are one line on stderr, without a traceback.
+
+Only click is imported at start-up; a command imports the library it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from stedi_etl import __version__
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_LAKE = "./lake"
+
+
+def _sample_landing() -> str:
+    """The sample landing data: packaged with an installed wheel, or fixtures/sample in the source tree."""
+    from importlib import resources
+
+    packaged = resources.files("stedi_etl") / "_sample"
+    if packaged.is_dir():
+        return str(packaged)
+    return str(Path(__file__).resolve().parent.parent / "fixtures" / "sample")
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _reports_errors(command: F) -> F:
+    """Turn library errors into one line and an exit code; keep tracebacks for STEDI_ETL_DEBUG=1."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from stedi_etl.errors import StediError
+        from stedi_etl.storage import redact
+
+        try:
+            return command(*args, **kwargs)
+        except StediError as err:
+            _fail(redact(str(err)), err.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted; every table is still at the version it had before this run", 130)
+        except Exception as err:
+            if os.environ.get("STEDI_ETL_DEBUG"):
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            _fail(
+                f"unexpected {type(err).__name__}: {redact(first)} (STEDI_ETL_DEBUG=1 shows the traceback)", 1
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _s3_endpoint_option(command: F) -> F:
+    return click.option(
+        "--s3-endpoint-url",
+        metavar="URL",
+        envvar="STEDI_ETL_S3_ENDPOINT_URL",
+        help="S3-compatible endpoint (MinIO, Ceph, R2); default: the AWS chain, e.g. AWS_ENDPOINT_URL.",
+    )(command)
+
+
+def _output_options(command: F) -> F:
+    command = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")(
+        command
+    )
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="No progress and no summary; the exit code tells."
+    )(command)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stedi-etl")
+def main() -> None:
+    """The STEDI Step Trainer lake: landing JSON -> trusted -> curated Parquet, checked by data contracts."""
+
+
+def _run_options(command: F) -> F:
+    command = click.option(
+        "--consent-cutoff",
+        is_flag=True,
+        help="Keep only accelerometer readings taken at or after the customer's research consent.",
+    )(command)
+    command = click.option(
+        "--ml-join",
+        type=click.Choice(["same-customer", "timestamp"]),
+        default="same-customer",
+        show_default=True,
+        help="Pair readings of the same customer, or of any customer at that instant (the rubric's join).",
+    )(command)
+    command = click.option(
+        "--lake",
+        default=DEFAULT_LAKE,
+        show_default=True,
+        metavar="URI",
+        help="Lake root: a folder or s3://bucket/prefix.",
+    )(command)
+    return click.option(
+        "--landing",
+        metavar="URI",
+        help="Landing root holding <dataset>/landing/ folders; default: the bundled sample data.",
+    )(command)
+
+
+@main.command("run-all")
+@_run_options
+@_s3_endpoint_option
+@_output_options
+@_reports_errors
+def run_all(
+    landing: str | None,
+    lake: str,
+    ml_join: str,
+    consent_cutoff: bool,
+    s3_endpoint_url: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Build every table of the lake from the landing data."""
+    _run(None, landing, lake, ml_join, consent_cutoff, s3_endpoint_url, quiet, as_json)
+
+
+@main.command("run")
+@click.argument("tables", nargs=-1, required=True)
+@_run_options
+@_s3_endpoint_option
+@_output_options
+@_reports_errors
+def run_tables(
+    tables: tuple[str, ...],
+    landing: str | None,
+    lake: str,
+    ml_join: str,
+    consent_cutoff: bool,
+    s3_endpoint_url: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Build the named TABLES and the tables they need."""
+    _run(tables, landing, lake, ml_join, consent_cutoff, s3_endpoint_url, quiet, as_json)
+
+
+def _run(
+    tables: tuple[str, ...] | None,
+    landing: str | None,
+    lake: str,
+    ml_join: str,
+    consent_cutoff: bool,
+    s3_endpoint_url: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    from stedi_etl.pipeline import RunOptions, run
+
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:
+        click.echo(f"[{time.perf_counter() - started:6.2f}s] {message}", err=True)
+
+    result = run(
+        landing or _sample_landing(),
+        lake,
+        tables=tables,
+        options=RunOptions(ml_join=ml_join, consent_cutoff=consent_cutoff),  # type: ignore[arg-type]
+        endpoint_url=s3_endpoint_url,
+        progress=None if quiet or as_json else progress,
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    elif not quiet:
+        click.echo(render_run(result))
+    for failed in result.failed:
+        click.echo(f"error: {failed.table} {failed.status}: {failed.reason}", err=True)
+    sys.exit(0 if result.ok else 1)
+
+
+def render_run(result: Any) -> str:
+    """The end-of-run summary: rows per table and zone, quarantine, time per step."""
+    lines = [f"run {result.run_id}  {result.landing} -> {result.lake}"]
+    if result.options.ml_join != "same-customer" or result.options.consent_cutoff:
+        lines.append(
+            f"options: ml-join={result.options.ml_join} consent-cutoff={result.options.consent_cutoff}"
+        )
+    lines.append("")
+    lines.append(f"{'landing':<28}{'files':>6}{'rows':>10}{'quarantined':>13}{'seconds':>9}")
+    for s in result.landing_results:
+        lines.append(f"  {s.dataset:<26}{s.files:>6}{s.rows:>10}{s.quarantined:>13}{s.seconds:>9.2f}")
+        for reason, count in s.quarantined_by_reason.items():
+            lines.append(f"    {count} {reason}")
+    lines.append("")
+    lines.append(f"{'table':<28}{'zone':<9}{'rows':>7}  {'status':<10}{'seconds':>8}")
+    for t in result.tables:
+        rows = "-" if t.rows is None else str(t.rows)
+        lines.append(f"  {t.table:<26}{t.zone:<9}{rows:>7}  {t.status:<10}{t.seconds:>8.2f}")
+    warnings = [w for s in result.landing_results for w in s.warnings] + [
+        w for t in result.tables for w in t.warnings
+    ]
+    if warnings:
+        lines.append("")
+        lines.append("warnings:")
+        lines.extend(f"  {w.line()}" for w in warnings)
+    lines.append("")
+    quarantined = sum(s.quarantined for s in result.landing_results)
+    published = sum(t.status == "published" for t in result.tables)
+    verdict = "ok" if result.ok else "FAILED"
+    lines.append(
+        f"{verdict}: {published}/{len(result.tables)} tables published, {quarantined} records quarantined, "
+        f"{result.seconds:.2f}s; manifest {result.manifest}"
+    )
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--landing", metavar="URI", help="Check the landing data under this root.")
+@click.option("--lake", metavar="URI", help="Check every published table of this lake.")
+@click.option(
+    "--contract", "contract_name", metavar="NAME", help="Check PATHS (Parquet or JSON) against this contract."
+)
+@click.argument("paths", nargs=-1)
+@_s3_endpoint_option
+@_output_options
+@_reports_errors
+def validate(
+    landing: str | None,
+    lake: str | None,
+    contract_name: str | None,
+    paths: tuple[str, ...],
+    s3_endpoint_url: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Check data against its contracts: landing data, a whole lake, or files against one contract."""
+    from stedi_etl import validation as checks
+
+    chosen = [bool(landing), bool(lake), bool(contract_name)]
+    if sum(chosen) != 1:
+        _fail("choose exactly one of --landing URI, --lake URI or --contract NAME PATH...", 2)
+    if contract_name and not paths:
+        _fail("--contract NAME needs at least one PATH to check", 2)
+    if paths and not contract_name:
+        _fail("PATHs are checked against a contract: add --contract NAME", 2)
+    if landing:
+        result = checks.validate_landing(landing, endpoint_url=s3_endpoint_url)
+    elif lake:
+        result = checks.validate_lake(lake, endpoint_url=s3_endpoint_url)
+    else:
+        result = checks.validate_paths(contract_name, paths, endpoint_url=s3_endpoint_url)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+    elif not quiet:
+        click.echo(render_validation(result))
+    sys.exit(0 if result.ok else 1)
+
+
+def render_validation(result: Any) -> str:
+    lines = []
+    for report in result.reports:
+        status = "ok" if report.ok else "FAILED"
+        source = f" ({report.source})" if report.source else ""
+        lines.append(f"{report.table}{source}: {report.rows} rows, {status}")
+        lines.extend(f"  error   {f.line()}" for f in report.errors)
+        lines.extend(f"  warning {f.line()}" for f in report.warnings)
+    for dataset, reasons in result.quarantined.items():
+        for reason, count in reasons.items():
+            lines.append(f"{dataset}: {count} records would be quarantined: {reason}")
+    failed = sum(not r.ok for r in result.reports)
+    quarantined = sum(sum(q.values()) for q in result.quarantined.values())
+    if result.ok:
+        lines.append(f"ok: {len(result.reports)} tables pass their contracts")
+    else:
+        lines.append(
+            f"FAILED: {failed} of {len(result.reports)} tables break their contracts, "
+            f"{quarantined} records rejected"
+        )
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("out", metavar="OUT")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same files.")
+@click.option("--customers", type=click.IntRange(1, 1_000_000), default=300, show_default=True)
+@click.option(
+    "--readings",
+    type=click.IntRange(1, 10_000),
+    default=20,
+    show_default=True,
+    help="Readings per active customer.",
+)
+@_output_options
+@_reports_errors
+def generate(out: str, seed: int, customers: int, readings: int, quiet: bool, as_json: bool) -> None:
+    """Write STEDI-shaped landing data, real-world defects included, under OUT."""
+    from stedi_etl.generate import generate as write_sample
+
+    result = write_sample(out, seed=seed, customers=customers, readings_per_customer=readings)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    elif not quiet:
+        click.echo(result.summary())
+
+
+@main.command()
+@click.argument("source_dir", metavar="SOURCE_DIR")
+@click.option(
+    "--landing", required=True, metavar="URI", help="Landing root to upload into (a folder or s3://...)."
+)
+@_s3_endpoint_option
+@_output_options
+@_reports_errors
+def land(source_dir: str, landing: str, s3_endpoint_url: str | None, quiet: bool, as_json: bool) -> None:
+    """Upload raw JSON files into the landing layout (<dataset>/landing/), skipping ones already there."""
+    from stedi_etl.land import land_files
+
+    result = land_files(source_dir, landing, endpoint_url=s3_endpoint_url)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    elif not quiet:
+        click.echo(result.summary())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the contracts' summary as JSON.")
+@_reports_errors
+def contracts(as_json: bool) -> None:
+    """List the data contracts: table, zone, grain, keys and personal-data columns."""
+    from stedi_etl.contracts import load_contracts
+
+    loaded = load_contracts()
+    if as_json:
+        summary = {
+            name: {
+                "zone": c.zone,
+                "dataset": c.dataset,
+                "grain": c.grain,
+                "keys": list(c.key_columns),
+                "columns": {col.name: col.logical_type for col in c.columns},
+                "personal": list(c.personal_columns),
+                "path": c.path,
+            }
+            for name, c in loaded.items()
+        }
+        click.echo(json.dumps(summary, indent=2))
+        return
+    for name, c in loaded.items():
+        click.echo(f"{name}  ({c.dataset}/{c.zone})")
+        click.echo(f"  grain:    {c.grain}")
+        click.echo(f"  columns:  {', '.join(f'{col.name}:{col.logical_type}' for col in c.columns)}")
+        click.echo(f"  personal: {', '.join(c.personal_columns) or '-'}")

@@ -1,0 +1,385 @@
+"""Data contracts: the ODCS v3 files in contracts/ are the one statement of every table.
+
+This module reads them into Contract objects and derives from them what the rest of stedi-etl needs: the
+Polars schema, the pandera schema (errors and warnings separately) and the SQL rules. Nothing else names
+a table's columns, types, keys, checks or personal-data classes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from stedi_etl.errors import ContractError, UsageError
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
+    import polars as pl
+
+Severity = Literal["error", "warning"]
+RuleKind = Literal["duplicates", "finite", "valid_values", "pattern", "sql"]
+
+LOGICAL_TYPES = ("string", "integer", "number", "boolean")
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+# Where contracts live: inside the installed wheel, or in the source tree for an editable install.
+_PACKAGED = "_contracts"
+_SOURCE_TREE = Path(__file__).resolve().parent.parent / "contracts"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One quality rule of a contract; ``column`` is None for table-level rules."""
+
+    name: str
+    kind: RuleKind
+    severity: Severity
+    description: str
+    column: str | None = None
+    properties: tuple[str, ...] = ()  # duplicates: the columns that must be unique together; () = all
+    valid_values: tuple[Any, ...] = ()
+    pattern: str | None = None
+    query: str | None = None
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.column}.{self.name}" if self.column else self.name
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    logical_type: str
+    required: bool
+    primary_key: bool
+    classification: str
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def personal(self) -> bool:
+        return self.classification == "personal"
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    version: str
+    dataset: str
+    zone: str
+    grain: str
+    purpose: str
+    columns: tuple[Column, ...]
+    rules: tuple[Rule, ...]
+    path: str
+    sha256: str
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.primary_key)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    @property
+    def personal_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.personal)
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    def rule(self, qualified_name: str) -> Rule:
+        for rule in self.rules:
+            if qualified_name in (rule.qualified_name, rule.name):
+                return rule
+        raise KeyError(qualified_name)
+
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        import polars as pl
+
+        dtypes = {"string": pl.String, "integer": pl.Int64, "number": pl.Float64, "boolean": pl.Boolean}
+        return {c.name: dtypes[c.logical_type] for c in self.columns}
+
+    def empty_frame(self) -> pl.DataFrame:
+        import polars as pl
+
+        return pl.DataFrame(schema=self.polars_schema())
+
+    def pandera_schema(
+        self, severity: Severity = "error", waive: frozenset[str] = frozenset()
+    ) -> pa.DataFrameSchema:
+        """The pandera schema of the rules of one severity; waived rules count as warnings."""
+        return _pandera_schema(self, severity, waive)
+
+    def sql_rules(
+        self, severity: Severity = "error", waive: frozenset[str] = frozenset()
+    ) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.kind == "sql" and _effective_severity(r, waive) == severity)
+
+    def conform_names(self, names: list[str]) -> dict[str, str]:
+        """Renames giving columns spelled in another case the contract's spelling (as Glue, Athena do)."""
+        by_lower = {c.name.lower(): c.name for c in self.columns}
+        return {n: by_lower[n.lower()] for n in names if n.lower() in by_lower and by_lower[n.lower()] != n}
+
+
+def _effective_severity(rule: Rule, waive: frozenset[str]) -> Severity:
+    return "warning" if rule.qualified_name in waive or rule.name in waive else rule.severity
+
+
+@cache
+def _pandera_schema(contract: Contract, severity: Severity, waive: frozenset[str]) -> pa.DataFrameSchema:
+    import pandera.polars as pa
+    import polars as pl
+
+    def check_for(rule: Rule) -> pa.Check:
+        if rule.kind == "finite":
+            return pa.Check(
+                lambda data: data.lazyframe.select(pl.col(data.key).is_finite()),
+                error=rule.name,
+            )
+        if rule.kind == "valid_values":
+            return pa.Check.isin(list(rule.valid_values), error=rule.name)
+        if rule.kind == "pattern":
+            return pa.Check.str_matches(rule.pattern, error=rule.name)
+        if rule.kind == "duplicates":
+            together = list(rule.properties or contract.column_names)
+            return pa.Check(
+                lambda data: data.lazyframe.select(~pl.struct(together).is_duplicated()),
+                error=rule.name,
+            )
+        raise AssertionError(rule.kind)
+
+    wanted = [r for r in contract.rules if r.kind != "sql" and _effective_severity(r, waive) == severity]
+    columns = {}
+    for column in contract.columns:
+        checks = [check_for(r) for r in wanted if r.column == column.name]
+        if severity == "error" and (column.minimum is not None or column.maximum is not None):
+            checks.insert(0, _range_check(column))
+        if severity == "error":
+            dtype = contract.polars_schema()[column.name]
+            columns[column.name] = pa.Column(dtype, checks, nullable=not column.required, coerce=False)
+        elif checks:
+            columns[column.name] = pa.Column(None, checks, nullable=True, required=False)
+    return pa.DataFrameSchema(
+        columns,
+        checks=[check_for(r) for r in wanted if r.column is None],
+        strict=severity == "error",
+        name=contract.name,
+    )
+
+
+def _range_check(column: Column) -> pa.Check:
+    import pandera.polars as pa
+
+    low, high = column.minimum, column.maximum
+    if low is not None and high is not None:
+        return pa.Check.in_range(low, high, error="range")
+    if low is not None:
+        return pa.Check.ge(low, error="range")
+    return pa.Check.le(high, error="range")
+
+
+def range_text(column: Column) -> str:
+    low = "-inf" if column.minimum is None else f"{column.minimum:g}"
+    high = "inf" if column.maximum is None else f"{column.maximum:g}"
+    return f"between {low} and {high}"
+
+
+# --- loading ------------------------------------------------------------------------------------------------
+
+
+def contracts_dir() -> Path:
+    """The folder holding the contract files of this installation."""
+    packaged = resources.files("stedi_etl") / _PACKAGED
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return _SOURCE_TREE
+
+
+def contract_names(directory: Path | None = None) -> tuple[str, ...]:
+    directory = directory or contracts_dir()
+    return tuple(sorted(p.stem for p in directory.glob("*.yaml")))
+
+
+@cache
+def load_contract(name: str, directory: Path | None = None) -> Contract:
+    """The contract named ``name`` (e.g. "customer_trusted")."""
+    directory = directory or contracts_dir()
+    path = directory / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(contract_names(directory))
+        raise UsageError(f"unknown contract {name!r}; known contracts: {known}")
+    return parse_contract(path.read_bytes(), str(path))
+
+
+def load_contracts(directory: Path | None = None) -> dict[str, Contract]:
+    return {name: load_contract(name, directory) for name in contract_names(directory)}
+
+
+def parse_contract(text: bytes, path: str) -> Contract:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        document = yaml.load(text, Loader=loader)
+    except yaml.YAMLError as err:
+        raise ContractError(f"{path}: not valid YAML: {err}") from None
+    return _build(document, path, hashlib.sha256(text).hexdigest())
+
+
+def _require(condition: object, path: str, message: str) -> None:
+    if not condition:
+        raise ContractError(f"{path}: {message}")
+
+
+def _build(doc: Any, path: str, sha256: str) -> Contract:
+    _require(isinstance(doc, dict), path, "a contract is a YAML mapping")
+    _require(doc.get("kind") == "DataContract", path, "kind must be DataContract")
+    _require(str(doc.get("apiVersion", "")).startswith("v3."), path, "apiVersion must be an ODCS v3 version")
+    name = doc.get("name")
+    _require(isinstance(name, str) and name, path, "name is required")
+    custom = {p.get("property"): p.get("value") for p in doc.get("customProperties") or []}
+    _require(
+        custom.get("dataset") and custom.get("zone"), path, "customProperties dataset and zone are required"
+    )
+    schema = doc.get("schema")
+    _require(isinstance(schema, list) and len(schema) == 1, path, "schema must hold exactly one object")
+    obj = schema[0]
+    _require(obj.get("name") == name, path, f"the schema object must be named {name!r}")
+    grain = obj.get("dataGranularityDescription")
+    _require(
+        isinstance(grain, str) and grain.strip(), path, "dataGranularityDescription (the grain) is required"
+    )
+    properties = obj.get("properties")
+    _require(isinstance(properties, list) and properties, path, "properties are required")
+
+    columns: list[Column] = []
+    rules: list[Rule] = []
+    for prop in properties:
+        column = _column(prop, path)
+        _require(
+            column.name not in {c.name for c in columns}, path, f"property {column.name!r} is listed twice"
+        )
+        columns.append(column)
+        if prop.get("unique"):
+            rules.append(
+                Rule("unique", "duplicates", "error", f"{column.name} is unique", column.name, (column.name,))
+            )
+        rules.extend(_rule(q, path, column.name) for q in prop.get("quality") or [])
+    rules.extend(_rule(q, path, None) for q in obj.get("quality") or [])
+    names = {c.name for c in columns}
+    for rule in rules:
+        unknown = set(rule.properties) - names
+        _require(not unknown, path, f"rule {rule.name!r} names unknown properties {sorted(unknown)}")
+    qualified = [r.qualified_name for r in rules]
+    _require(len(qualified) == len(set(qualified)), path, "quality rule names must be unique per element")
+    description = doc.get("description") or {}
+    return Contract(
+        name=name,
+        version=str(doc.get("version", "")),
+        dataset=str(custom["dataset"]),
+        zone=str(custom["zone"]),
+        grain=" ".join(grain.split()),
+        purpose=" ".join(str(description.get("purpose", "")).split()),
+        columns=tuple(columns),
+        rules=tuple(r for r in rules if r.kind != "text"),
+        path=path,
+        sha256=sha256,
+    )
+
+
+def _column(prop: Any, path: str) -> Column:
+    _require(
+        isinstance(prop, dict) and isinstance(prop.get("name"), str), path, "every property needs a name"
+    )
+    name = prop["name"]
+    logical = prop.get("logicalType")
+    _require(logical in LOGICAL_TYPES, path, f"{name}: logicalType must be one of {', '.join(LOGICAL_TYPES)}")
+    classification = prop.get("classification")
+    _require(
+        classification in ("personal", "pseudonymous", "internal", "public"),
+        path,
+        f"{name}: classification must be personal, pseudonymous, internal or public",
+    )
+    options = prop.get("logicalTypeOptions") or {}
+    for bound in ("minimum", "maximum"):
+        _require(
+            options.get(bound) is None or isinstance(options[bound], int | float),
+            path,
+            f"{name}: logicalTypeOptions.{bound} must be a number",
+        )
+    for unsupported in ("exclusiveMinimum", "exclusiveMaximum", "multipleOf"):
+        _require(
+            unsupported not in options, path, f"{name}: logicalTypeOptions.{unsupported} is not supported"
+        )
+    return Column(
+        name=name,
+        logical_type=logical,
+        required=bool(prop.get("required", False)),
+        primary_key=bool(prop.get("primaryKey", False)),
+        classification=classification,
+        description=" ".join(str(prop.get("description", "")).split()),
+        minimum=options.get("minimum"),
+        maximum=options.get("maximum"),
+    )
+
+
+def _rule(quality: Any, path: str, column: str | None) -> Rule:
+    _require(isinstance(quality, dict), path, "a quality rule is a mapping")
+    name = quality.get("name")
+    where = f"{column}: " if column else ""
+    _require(isinstance(name, str) and name, path, f"{where}every quality rule needs a name")
+    severity = quality.get("severity", "error")
+    _require(severity in ("error", "warning"), path, f"{name}: severity must be error or warning")
+    description = " ".join(str(quality.get("description", "")).split())
+    kind = quality.get("type") or ("library" if quality.get("metric") else None)
+    if kind == "text":
+        return Rule(name, "text", severity, description, column)  # type: ignore[arg-type]
+    thresholds = {k for k in quality if k.startswith("mustBe") or k.startswith("mustNotBe")}
+    _require(
+        thresholds == {"mustBe"} and quality["mustBe"] == 0 if kind != "custom" else thresholds <= {"mustBe"},
+        path,
+        f"{name}: only 'mustBe: 0' is supported (every failing row counts)",
+    )
+    arguments = quality.get("arguments") or {}
+    if kind == "library":
+        metric = quality.get("metric")
+        if metric == "duplicateValues":
+            together = tuple(arguments.get("properties") or ((column,) if column else ()))
+            return Rule(name, "duplicates", severity, description, column, together)
+        if metric == "invalidValues" and column and "validValues" in arguments:
+            return Rule(
+                name,
+                "valid_values",
+                severity,
+                description,
+                column,
+                valid_values=tuple(arguments["validValues"]),
+            )
+        if metric == "invalidValues" and column and "pattern" in arguments:
+            return Rule(name, "pattern", severity, description, column, pattern=str(arguments["pattern"]))
+        raise ContractError(f"{path}: {name}: library metric {metric!r} is not supported here")
+    if kind == "custom":
+        _require(
+            quality.get("engine") == "stedi-etl", path, f"{name}: custom rules must use engine stedi-etl"
+        )
+        _require(quality.get("implementation") == "finite" and column, path, f"{name}: unknown custom rule")
+        return Rule(name, "finite", severity, description, column)
+    if kind == "sql":
+        query = quality.get("query")
+        _require(isinstance(query, str) and query.strip(), path, f"{name}: a sql rule needs a query")
+        return Rule(name, "sql", severity, description, column, query=" ".join(query.split()))
+    raise ContractError(f"{path}: {name}: unsupported quality type {kind!r}")

@@ -1,0 +1,533 @@
+"""The landing reader: every JSON file of a dataset becomes one typed frame, and every record that cannot is
+quarantined with its file, line, text and reason. Nothing is dropped silently; nothing crashes the run.
+
+Each file first tries the native path: Polars' NDJSON reader with the schema taken from the contract (no
+inference, no per-record Python). The native path only accepts a file when it can prove it read every record
+exactly as the tolerant path would; otherwise the file goes to the tolerant path, which splits the text into
+records itself and types each one. Both share one set of typing rules:
+
+- keys match contract columns case-insensitively; where a record holds a column's key more than once, the
+  spelling the file's first record uses wins, then the first occurrence (what Polars' reader does);
+- text columns take JSON strings, and JSON integers as their digits;
+- integer columns take integers, integral numbers and numeric strings within Int64;
+- number columns take numbers and numeric strings;
+- null and an absent key are the same; anything else is a bad value.
+
+Rows that type correctly then meet the contract's row checks (required columns, ranges, finiteness); a row
+that fails one is quarantined too, so the landing frame always satisfies its contract's row rules.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from stedi_etl.contracts import INT64_MAX, INT64_MIN, Column, Contract, load_contract
+from stedi_etl.errors import UsageError
+from stedi_etl.lake import landing_dir
+from stedi_etl.storage import Store
+
+if TYPE_CHECKING:
+    import polars as pl
+
+DATASETS = ("customer", "accelerometer", "step_trainer")
+BOM = b"\xef\xbb\xbf"
+
+Reason = Literal["invalid_json", "not_an_object", "missing_required", "bad_value", "check_failed"]
+ReadPath = Literal["native", "tolerant"]
+
+
+def landing_contract(dataset: str) -> Contract:
+    return load_contract(f"{dataset}_landing")
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One landing record that did not become a row."""
+
+    source: str
+    line: int
+    record: int
+    reason: Reason
+    detail: str
+    raw: str
+
+
+@dataclass(frozen=True)
+class FileRead:
+    source: str
+    size: int
+    rows: int
+    quarantined: int
+    path: ReadPath
+
+
+@dataclass
+class ParsedFile:
+    """One file's rows (in record order) and rejects; ``lines``/``raws`` are kept by the tolerant path."""
+
+    frame: pl.DataFrame
+    rejected: list[Rejected]
+    path: ReadPath
+    records: list[int] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    raws: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LandingRead:
+    """A dataset's landing data: the typed frame, the quarantine, and what each file gave."""
+
+    dataset: str
+    frame: pl.DataFrame
+    quarantine: pl.DataFrame
+    files: tuple[FileRead, ...]
+    ignored: tuple[str, ...]  # hidden files (".x", "_x"), skipped by the convention Spark and Athena follow
+    seconds: float
+
+    @property
+    def rows(self) -> int:
+        return self.frame.height
+
+    @property
+    def quarantined(self) -> int:
+        return self.quarantine.height
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def quarantined_by_reason(self) -> dict[str, int]:
+        if self.quarantine.is_empty():
+            return {}
+        counts = self.quarantine.get_column("reason").value_counts(sort=True)
+        return dict(counts.iter_rows())
+
+
+def require_landing(store: Store, datasets: Iterable[str]) -> None:
+    """Refuse a landing root without files for a dataset: a mistyped URI must not publish empty tables."""
+    for dataset in datasets:
+        if not store.files(landing_dir(store, dataset)):
+            where = store.url(landing_dir(store, dataset))
+            raise UsageError(f"no landing files for {dataset} under {where}/ (is the landing URI right?)")
+
+
+def read_landing(store: Store, dataset: str) -> LandingRead:
+    """Read every file under ``<root>/<dataset>/landing/`` (recursively) of ``store``."""
+    started = time.perf_counter()
+    contract = landing_contract(dataset)
+    directory = landing_dir(store, dataset)
+    listed = store.files(directory)
+    wanted = [p for p in listed if not is_hidden(p[len(directory) :])]
+    blobs = store.read_many(wanted)
+    sources = [store.url(p) for p in wanted]
+    texts = [_decompress(p, blobs[p]) for p in wanted]
+    parsed = [parse_file(data, source, contract) for data, source in zip(texts, sources, strict=True)]
+    frame, rejected = _apply_row_checks(parsed, sources, texts, contract)
+    rejected_in = Counter(r.source for r in rejected)
+    failed_checks_in = Counter(r.source for r in rejected if r.reason == "check_failed")
+    files = tuple(
+        FileRead(source, listed[path], f.frame.height - failed_checks_in[source], rejected_in[source], f.path)
+        for path, source, f in zip(wanted, sources, parsed, strict=True)
+    )
+    ignored = tuple(store.url(p) for p in listed if p not in set(wanted))
+    return LandingRead(
+        dataset, frame, quarantine_frame(rejected), files, ignored, time.perf_counter() - started
+    )
+
+
+def is_hidden(relative: str) -> bool:
+    """Spark and Athena skip names starting with "." or "_"; so does stedi-etl."""
+    return any(part.startswith((".", "_")) for part in relative.strip("/").split("/") if part)
+
+
+def _decompress(path: str, data: bytes) -> bytes:
+    return gzip.decompress(data) if path.endswith(".gz") else data
+
+
+def quarantine_frame(rejected: list[Rejected]) -> pl.DataFrame:
+    import polars as pl
+
+    contract = load_contract("quarantine")
+    rows = sorted(rejected, key=lambda r: (r.source, r.record))
+    return pl.DataFrame(
+        {
+            "sourceFile": [r.source for r in rows],
+            "lineNumber": [r.line for r in rows],
+            "recordNumber": [r.record for r in rows],
+            "reason": [r.reason for r in rows],
+            "detail": [r.detail for r in rows],
+            "rawRecord": [r.raw for r in rows],
+        },
+        schema=contract.polars_schema(),
+    ).select(contract.column_names)
+
+
+# --- one file -----------------------------------------------------------------------------------------------
+
+
+def parse_file(data: bytes, source: str, contract: Contract) -> ParsedFile:
+    """Type one file's records; row checks are applied afterwards, across all files of the dataset."""
+    frame = read_native(data, contract)
+    if frame is not None:
+        return ParsedFile(frame, [], "native")
+    return read_tolerant(data, source, contract)
+
+
+def read_native(data: bytes, contract: Contract) -> pl.DataFrame | None:
+    """Polars' own NDJSON reader, or None when it cannot be shown to read this file exactly."""
+    import polars as pl
+
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
+    first = _first_line(data)
+    if first is None:
+        return contract.empty_frame()
+    if not first.startswith(b"{"):
+        return None  # a JSON array, or junk first: the tolerant path splits it
+    trailing_comma = first.endswith(b",")
+    try:
+        keys = json.loads(first[:-1] if trailing_comma else first)
+    except ValueError:
+        return None
+    if not isinstance(keys, dict):
+        return None
+    by_lower = {k.lower(): k for k in reversed(list(keys))}  # the first spelling wins, as it does in a record
+    spelled = {c.name: by_lower.get(c.name.lower(), c.name) for c in contract.columns}
+    if trailing_comma:
+        data = data.replace(b"},\n", b"}\n").replace(b"},\r\n", b"}\r\n")
+        tail = data.rstrip()
+        if tail.endswith(b"},"):
+            data = tail[:-1]
+    schema = {spelled[name]: dtype for name, dtype in contract.polars_schema().items()}
+    try:
+        frame = pl.read_ndjson(io.BytesIO(data), schema=schema)
+    except (pl.exceptions.PolarsError, ValueError, OverflowError):
+        return None
+    frame = frame.rename({v: k for k, v in spelled.items() if k != v})
+    if _text_columns_ambiguous(frame, contract):
+        return None
+    # A record spelling a key differently from the first record reads as null here. Only columns with nulls
+    # can hide one; for those, the quoted name must occur as often case-blind as spelled.
+    with_nulls = [name for name, count in frame.null_count().row(0, named=True).items() if count]
+    if with_nulls:
+        lowered = data.lower()
+        for name in with_nulls:
+            quoted = b'"%s"' % spelled[name].encode()
+            if lowered.count(quoted.lower()) != data.count(quoted):
+                return None
+    return frame
+
+
+# Polars reads any JSON scalar into a text column as its text, so a value shaped like a number, a boolean,
+# an object or an array may not have been a JSON string. Digits alone are ambiguous too (1.0 reads as "1").
+_NOT_PLAINLY_TEXT = r"^(?:-?[0-9][0-9.eE+-]*|true|false|[\[{].*)$"
+
+
+def _text_columns_ambiguous(frame: pl.DataFrame, contract: Contract) -> bool:
+    import polars as pl
+
+    text = [c.name for c in contract.columns if c.logical_type == "string"]
+    if not text or frame.is_empty():
+        return False
+    found = frame.select(
+        pl.any_horizontal(pl.col(text).str.contains(_NOT_PLAINLY_TEXT).fill_null(False)).any()
+    )
+    return bool(found.item())
+
+
+def _first_line(data: bytes) -> bytes | None:
+    for line in io.BytesIO(data):
+        stripped = line.strip()
+        if stripped:
+            return stripped
+    return None
+
+
+# --- the tolerant path --------------------------------------------------------------------------------------
+
+
+class _Object(list):  # type: ignore[type-arg]
+    """A JSON object as its (key, value) pairs, so repeated keys stay visible and the first can win."""
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_Object, parse_constant=_reject_constant)
+_SEPARATORS = re.compile(r"[\s,]*")
+# Where a record can start after a broken one: a "{" at the start of a line, or after "," or "[".
+_RECORD_START = re.compile(r"(?:(?<=\n)|(?<=,)|(?<=\[))[ \t\r]*\{")
+
+
+@dataclass(frozen=True)
+class _Piece:
+    start: int
+    end: int
+    value: Any = None
+    error: str | None = None
+
+
+def _pieces(text: str) -> Iterator[_Piece]:
+    """Split text into top-level JSON values: NDJSON, trailing commas, one JSON array, or a mix.
+
+    A piece that does not parse runs to the next place a record can start, so one torn record costs only
+    itself, in an array as in NDJSON.
+    """
+    position = _SEPARATORS.match(text).end()  # type: ignore[union-attr]
+    in_array = text.startswith("[", position)
+    if in_array:
+        position += 1
+    length = len(text)
+    while True:
+        position = _SEPARATORS.match(text, position).end()  # type: ignore[union-attr]
+        if position >= length:
+            return
+        if in_array and text[position] == "]":
+            in_array = False
+            position += 1
+            continue
+        try:
+            value, end = _DECODER.raw_decode(text, position)
+        except ValueError as err:
+            following = _RECORD_START.search(text, position + 1)
+            end = following.end() - 1 if following else length
+            message = err.msg if isinstance(err, json.JSONDecodeError) else str(err)
+            yield _Piece(position, end, error=f"invalid JSON: {message}")
+        else:
+            yield _Piece(position, end, value)
+        position = end
+
+
+class _BadValue(Exception):
+    pass
+
+
+def _as_text(value: Any) -> str:
+    if type(value) is str:
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _BadValue("is not valid UTF-8") from None
+        return value
+    if type(value) is int:
+        return str(value)
+    raise _BadValue(f"{_shown(value)} is not text")
+
+
+def _number_from_text(value: str) -> int | float:
+    stripped = value.strip()
+    if re.fullmatch(r"[+-]?\d+", stripped):
+        return int(stripped)
+    if re.fullmatch(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", stripped):
+        return float(stripped)
+    raise _BadValue(f"{_shown(value)} is not a number")
+
+
+def _as_integer(value: Any) -> int:
+    kind = type(value)
+    if kind is str:
+        value = _number_from_text(value)
+        kind = type(value)
+    if kind is float:
+        if not (math.isfinite(value) and value.is_integer()):
+            raise _BadValue(f"{_shown(value)} is not an integer")
+        value = int(value)
+    elif kind is not int:
+        raise _BadValue(f"{_shown(value)} is not an integer")
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise _BadValue(f"{_shown(value)} is out of the 64-bit integer range")
+    return value
+
+
+def _as_number(value: Any) -> float:
+    kind = type(value)
+    if kind is str:
+        return float(_number_from_text(value))
+    if kind is int or kind is float:
+        try:
+            return float(value)
+        except OverflowError:
+            raise _BadValue(f"{_shown(value)} is too large for a 64-bit float") from None
+    raise _BadValue(f"{_shown(value)} is not a number")
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "string": _as_text,
+    "integer": _as_integer,
+    "number": _as_number,
+}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, _Object):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    text = json.dumps(value) if not isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_tolerant(data: bytes, source: str, contract: Contract) -> ParsedFile:
+    """Split and type the records of one file in Python; every record becomes a row or a reject."""
+    import polars as pl
+
+    text = data.decode("utf-8", errors="surrogateescape")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    by_lower = {c.name.lower(): c for c in contract.columns}
+    required = [c.name for c in contract.columns if c.required]
+    values: dict[str, list[Any]] = {c.name: [] for c in contract.columns}
+    parsed = ParsedFile(contract.empty_frame(), [], "tolerant")
+    spelled: dict[str, str] | None = None
+    line, counted_to = 1, 0
+    for number, piece in enumerate(_pieces(text), start=1):
+        line += text.count("\n", counted_to, piece.start)
+        counted_to = piece.start
+        raw = _raw_text(text[piece.start : piece.end])
+        if spelled is None and isinstance(piece.value, _Object):
+            spelled = _spellings(piece.value, by_lower)
+        row, reason, detail = _conform(piece, by_lower, required, spelled or {})
+        if row is None:
+            parsed.rejected.append(Rejected(source, line, number, reason, detail, raw))  # type: ignore[arg-type]
+            continue
+        for name, column_values in values.items():
+            column_values.append(row.get(name))
+        parsed.records.append(number)
+        parsed.lines.append(line)
+        parsed.raws.append(raw)
+    parsed.frame = pl.DataFrame(values, schema=contract.polars_schema())
+    return parsed
+
+
+def _spellings(first: _Object, by_lower: dict[str, Column]) -> dict[str, str]:
+    """Column -> the key spelling a file's first record uses for it (its first, if it has several)."""
+    spelled: dict[str, str] = {}
+    for key, _value in first:
+        column = by_lower.get(key.lower())
+        if column is not None:
+            spelled.setdefault(column.name, key)
+    return spelled
+
+
+def _conform(
+    piece: _Piece, by_lower: dict[str, Column], required: list[str], spelled: dict[str, str]
+) -> tuple[dict[str, Any] | None, str, str]:
+    if piece.error is not None:
+        return None, "invalid_json", piece.error
+    if not isinstance(piece.value, _Object):
+        return None, "not_an_object", f"a JSON {_json_kind(piece.value)}, not an object"
+    row: dict[str, Any] = {}
+    columns: dict[str, Column] = {}
+    preferred: set[str] = set()  # columns whose value came under the file's own spelling
+    for key, value in piece.value:
+        column = by_lower.get(key.lower())
+        if column is None:
+            continue  # a key outside the contract
+        name = column.name
+        is_preferred = key == spelled.get(name, name)
+        if name in row and (name in preferred or not is_preferred):
+            continue  # a repeat that does not outrank the value already read
+        row[name] = value
+        columns[name] = column
+        if is_preferred:
+            preferred.add(name)
+    missing = [name for name in required if row.get(name) is None]
+    if missing:
+        return None, "missing_required", f"no value for {', '.join(missing)}"
+    for name, value in row.items():
+        if value is None:
+            continue
+        try:
+            row[name] = _CONVERTERS[columns[name].logical_type](value)
+        except _BadValue as err:
+            return None, "bad_value", f"{name}: {err}"
+    return row, "", ""
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if value is None:
+        return "null"
+    return "number"
+
+
+def _raw_text(text: str) -> str:
+    text = text.strip().rstrip(",").rstrip()
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+
+
+# --- row checks across the dataset --------------------------------------------------------------------------
+
+
+def _apply_row_checks(
+    parsed: list[ParsedFile], sources: list[str], texts: list[bytes], contract: Contract
+) -> tuple[pl.DataFrame, list[Rejected]]:
+    """Quarantine rows that break the contract's row rules, once for the whole dataset."""
+    import polars as pl
+
+    rejected = [r for f in parsed for r in f.rejected]
+    if not parsed:
+        return contract.empty_frame(), rejected
+    frame = pl.concat([f.frame for f in parsed], how="vertical")
+    failures = row_failures(frame, contract)
+    if not failures:
+        return frame, rejected
+    offsets = [0]
+    for f in parsed:
+        offsets.append(offsets[-1] + f.frame.height)
+    drop: list[int] = []
+    for index in range(len(parsed)):
+        low, high = offsets[index], offsets[index + 1]
+        in_file = {i - low: reasons for i, reasons in failures.items() if low <= i < high}
+        if not in_file:
+            continue
+        f = parsed[index]
+        if f.path == "native":  # the tolerant path knows each record's line and text
+            f = read_tolerant(texts[index], sources[index], contract)
+            assert f.frame.height == parsed[index].frame.height, sources[index]
+        for row, reasons in sorted(in_file.items()):
+            rejected.append(
+                Rejected(sources[index], f.lines[row], f.records[row], "check_failed", reasons, f.raws[row])
+            )
+            drop.append(low + row)
+    keep = pl.Series(range(frame.height)).is_in(drop).not_()
+    return frame.filter(keep), rejected
+
+
+def row_failures(frame: pl.DataFrame, contract: Contract) -> dict[int, str]:
+    """Row index -> "column: rule (value); ..." for rows breaking a column rule of the contract."""
+    import pandera.errors
+    import polars as pl
+
+    if frame.is_empty():
+        return {}
+
+    try:
+        contract.pandera_schema("error").validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as err:
+        cases = err.failure_cases.filter(pl.col("index").is_not_null() & pl.col("column").is_not_null())
+    else:
+        return {}
+    reasons: dict[int, list[str]] = {}
+    for column, check, value, index in cases.select("column", "check", "failure_case", "index").iter_rows():
+        if column == contract.name:
+            continue  # a table-level rule (uniqueness): not a property of any one record
+        label = "required" if check == "not_nullable" else check
+        reasons.setdefault(index, []).append(f"{column}: {label} ({value})")
+    return {index: "; ".join(parts) for index, parts in reasons.items()}

@@ -1,0 +1,339 @@
+"""Contract checks on data: every failing rule at once, with counts and samples, as a result object.
+
+``check_frame`` is the one place a frame meets its contract: the pandera schema compiled from the contract
+(types, required columns, ranges, finiteness, uniqueness; values, not just the schema), then the contract's
+SQL rules, which relate a table to the tables it was built from. The CLI only prints what it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from stedi_etl.contracts import Contract, Severity, range_text
+
+if TYPE_CHECKING:
+    import polars as pl
+
+SAMPLES = 3
+
+# pandera's names for the checks it derives itself, as the contract calls them.
+_PANDERA_NAMES = {
+    "not_nullable": "required",
+    "column_in_dataframe": "present",
+    "column_in_schema": "in_contract",
+}
+
+
+@dataclass(frozen=True)
+class CheckFailure:
+    """One rule of a contract that some rows (or the table as a whole) break."""
+
+    table: str
+    check: str
+    severity: Severity
+    failing_rows: int | None  # None: a table-level failure such as a wrong column type
+    description: str
+    column: str | None = None
+    samples: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        count = (
+            ""
+            if self.failing_rows is None
+            else f" — {self.failing_rows} failing row{'s' * (self.failing_rows != 1)}"
+        )
+        samples = f" (e.g. {', '.join(self.samples)})" if self.samples else ""
+        return f"{where}: {self.check}{count}: {self.description}{samples}"
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The outcome of checking one table against its contract."""
+
+    table: str
+    contract: str
+    rows: int
+    errors: tuple[CheckFailure, ...] = ()
+    warnings: tuple[CheckFailure, ...] = ()
+    source: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "contract": self.contract,
+            "source": self.source,
+            "rows": self.rows,
+            "ok": self.ok,
+            "errors": [asdict(f) for f in self.errors],
+            "warnings": [asdict(f) for f in self.warnings],
+        }
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The outcome of one ``validate`` call: one report per table checked, plus landing quarantine counts."""
+
+    reports: tuple[ValidationReport, ...]
+    quarantined: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.reports) and not any(sum(q.values()) for q in self.quarantined.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "tables": [r.to_dict() for r in self.reports],
+            "quarantined": {k: dict(v) for k, v in self.quarantined.items()},
+        }
+
+
+def check_frame(
+    frame: pl.DataFrame,
+    contract: Contract,
+    *,
+    table: str | None = None,
+    related: Mapping[str, pl.DataFrame] | None = None,
+    waive: frozenset[str] = frozenset(),
+    source: str | None = None,
+) -> ValidationReport:
+    """Check every rule of ``contract`` on ``frame``; ``related`` holds the tables its SQL rules refer to.
+
+    Waived rules are still evaluated and reported, as warnings.
+    """
+    table = table or contract.name
+    errors = _pandera_failures(frame, contract, table, "error", waive)
+    warnings = _pandera_failures(frame, contract, table, "warning", waive)
+    tables = {**(related or {}), contract.name: frame}
+    for severity, found in (("error", errors), ("warning", warnings)):
+        for rule in contract.sql_rules(severity, waive):  # type: ignore[arg-type]
+            failure = _sql_failure(rule, tables, table, severity)  # type: ignore[arg-type]
+            if failure is not None:
+                found.append(failure)
+    return ValidationReport(table, contract.name, frame.height, tuple(errors), tuple(warnings), source)
+
+
+def _pandera_failures(
+    frame: pl.DataFrame, contract: Contract, table: str, severity: Severity, waive: frozenset[str]
+) -> list[CheckFailure]:
+    import pandera.errors
+    import polars as pl
+
+    schema = contract.pandera_schema(severity, waive)
+    if not schema.columns and not schema.checks:
+        return []
+    try:
+        schema.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as err:
+        cases = err.failure_cases
+    else:
+        return []
+    # A column of the wrong type makes its value checks meaningless; report the type alone.
+    wrong_type = set(
+        cases.filter(pl.col("check").str.starts_with("dtype(")).get_column("column").drop_nulls().to_list()
+    )
+    failures: list[CheckFailure] = []
+    grouped = (
+        cases.with_columns(pl.col("column").fill_null(""))
+        .group_by("column", "check", maintain_order=True)
+        .agg(
+            pl.col("index").drop_nulls().n_unique().alias("rows"),
+            pl.col("index").is_null().all().alias("table_level"),
+            pl.col("failure_case").unique(maintain_order=True).head(SAMPLES).alias("samples"),
+        )
+    )
+    for column_or_blank, check, rows, table_level, samples in grouped.iter_rows():
+        column = column_or_blank or None
+        if column in wrong_type and not check.startswith("dtype("):
+            continue
+        name, description = _describe(contract, column, check, samples, frame)
+        failures.append(
+            CheckFailure(
+                table=table,
+                check=name,
+                severity=severity,
+                failing_rows=None if table_level else rows,
+                description=description,
+                column=column if column != contract.name else None,
+                samples=() if table_level else tuple(_sample_text(s) for s in samples),
+            )
+        )
+    return failures
+
+
+def _describe(
+    contract: Contract, column: str | None, check: str, samples: list[str], frame: pl.DataFrame
+) -> tuple[str, str]:
+    if check.startswith("dtype("):
+        expected = contract.polars_schema()[column] if column else "?"
+        actual = frame.schema.get(column) if column else "?"
+        return "type", f"is {actual}, the contract says {expected}"
+    if check in _PANDERA_NAMES:
+        name = _PANDERA_NAMES[check]
+        if name == "required":
+            return name, "must not be null"
+        if name == "present":
+            return name, f"column {samples[0] if samples else column} is missing"
+        return name, f"column {samples[0] if samples else column} is not in the contract"
+    if check == "range" and column:
+        return check, f"must be {range_text(contract.column(column))}"
+    qualified = f"{column}.{check}" if column and column != contract.name else check
+    try:
+        rule = contract.rule(qualified)
+    except KeyError:
+        return check, check
+    return rule.name, rule.description or rule.name
+
+
+def _sample_text(value: object) -> str:
+    text = "null" if value is None else str(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _sql_failure(
+    rule: Any, tables: Mapping[str, pl.DataFrame], table: str, severity: Severity
+) -> CheckFailure | None:
+    import polars as pl
+
+    context = pl.SQLContext({name: frame.lazy() for name, frame in tables.items()})
+    try:
+        value = context.execute(rule.query).collect().item()
+    except Exception as err:
+        missing = [name for name in _referenced(rule.query) if name not in tables]
+        reason = f"needs {', '.join(missing)}" if missing else f"could not run: {str(err).splitlines()[0]}"
+        return CheckFailure(table, rule.name, "warning", None, f"not checked ({reason}): {rule.description}")
+    if value == 0:
+        return None
+    return CheckFailure(table, rule.name, severity, int(value), rule.description)
+
+
+def _referenced(query: str) -> list[str]:
+    import re
+
+    return sorted(set(re.findall(r"(?i)\b(?:from|join)\s+([A-Za-z_][A-Za-z0-9_]*)", query)))
+
+
+def conform(frame: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """Give columns spelled in another case the contract's spelling, as Glue and Athena match names."""
+    renames = contract.conform_names(frame.columns)
+    return frame.rename(renames) if renames else frame
+
+
+# --- what `stedi-etl validate` checks -----------------------------------------------------------------------
+
+
+def validate_landing(uri: str, *, endpoint_url: str | None = None) -> ValidationResult:
+    """Read every landing dataset under ``uri`` as a run would; report contract failures and rejects."""
+    from stedi_etl.landing import DATASETS, landing_contract, read_landing, require_landing
+    from stedi_etl.storage import Store
+
+    store = Store(uri, endpoint_url=endpoint_url)
+    require_landing(store, DATASETS)
+    reports = []
+    quarantined = {}
+    for dataset in DATASETS:
+        read = read_landing(store, dataset)
+        reports.append(
+            check_frame(
+                read.frame, landing_contract(dataset), source=store.url(store.path(dataset, "landing"))
+            )
+        )
+        quarantined[dataset] = read.quarantined_by_reason()
+    return ValidationResult(tuple(reports), quarantined)
+
+
+def validate_lake(uri: str, *, endpoint_url: str | None = None) -> ValidationResult:
+    """Check the current version of every published table of the lake, SQL rules across tables included."""
+    from stedi_etl.errors import UsageError
+    from stedi_etl.lake import Lake, table_contract
+    from stedi_etl.storage import Store
+
+    lake = Lake(Store(uri, endpoint_url=endpoint_url))
+    pointers = lake.tables()
+    if not pointers:
+        raise UsageError(f"no published tables in {uri}")
+    frames = {name: lake.read(name) for name in pointers}
+    reports = []
+    for name, frame in frames.items():
+        contract = table_contract(name)
+        source = lake.store.url(f"{lake.table_dir(name)}/{pointers[name].version}")
+        reports.append(check_frame(frame, contract, table=name, related=frames, source=source))
+    return ValidationResult(tuple(reports))
+
+
+def validate_paths(
+    contract_name: str, paths: tuple[str, ...], *, endpoint_url: str | None = None
+) -> ValidationResult:
+    """Check Parquet or JSON files (or folders of them) against one contract; names match case-blind."""
+    from stedi_etl.contracts import load_contract
+
+    contract = load_contract(contract_name)
+    return ValidationResult(tuple(_validate_path(contract, p, endpoint_url) for p in paths))
+
+
+def _validate_path(contract: Contract, uri: str, endpoint_url: str | None) -> ValidationReport:
+    import io
+
+    import polars as pl
+
+    from stedi_etl.errors import UsageError
+    from stedi_etl.lake import POINTER, Pointer
+    from stedi_etl.landing import is_hidden, parse_file
+    from stedi_etl.storage import Store
+
+    store = Store(uri, endpoint_url=endpoint_url)
+    root = store.path()
+    if not store.exists(root):
+        raise UsageError(f"no such file or folder: {uri}")
+    if store.isdir(root):
+        pointer_path = store.path(POINTER)
+        if store.exists(pointer_path):
+            pointer = Pointer.from_json(store.read_bytes(pointer_path), store.url(pointer_path))
+            files = [store.path(name) for name in pointer.files]
+        else:
+            files = [p for p in store.files(root) if not is_hidden(store.relative(p))]
+        if not files:
+            raise UsageError(f"no data files in {uri}")
+    else:
+        files = [root]
+    frames = []
+    rejected = []
+    for path, data in store.read_many(files).items():
+        if data[:4] == b"PAR1":
+            frames.append(conform(pl.read_parquet(io.BytesIO(data)), contract))
+        else:
+            parsed = parse_file(data, store.url(path), contract)
+            frames.append(parsed.frame)
+            rejected.extend(parsed.rejected)
+    frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    report = check_frame(frame, contract, source=uri)
+    if not rejected:
+        return report
+    unreadable = []
+    for reason in dict.fromkeys(r.reason for r in rejected):
+        of_reason = [r for r in rejected if r.reason == reason]
+        samples = tuple(_sample_text(f"line {r.line}: {r.detail}") for r in of_reason[:SAMPLES])
+        unreadable.append(
+            CheckFailure(
+                report.table, reason, "error", len(of_reason), _READ_FAILURES[reason], samples=samples
+            )
+        )
+    return ValidationReport(
+        report.table, report.contract, report.rows, (*unreadable, *report.errors), report.warnings, uri
+    )
+
+
+_READ_FAILURES = {
+    "invalid_json": "records that are not valid JSON",
+    "not_an_object": "records that are not JSON objects",
+    "missing_required": "records without a value for a required column",
+    "bad_value": "records holding a value that cannot be read as the contract's type",
+    "check_failed": "records failing a row check",
+}
