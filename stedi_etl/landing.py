@@ -218,6 +218,8 @@ def read_native(data: bytes, contract: Contract) -> pl.DataFrame | None:
     # A record spelling a key differently from the first record reads as null here. Only columns with nulls
     # can hide one; for those, the quoted name must occur as often case-blind as spelled.
     with_nulls = [name for name, count in frame.null_count().row(0, named=True).items() if count]
+    if any(contract.column(name).required for name in with_nulls):
+        return None  # records without a required value are rejects, which only the tolerant path reports
     if with_nulls:
         lowered = data.lower()
         for name in with_nulls:
@@ -265,8 +267,12 @@ def _reject_constant(name: str) -> float:
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_Object, parse_constant=_reject_constant)
 _SEPARATORS = re.compile(r"[\s,]*")
-# Where a record can start after a broken one: a "{" at the start of a line, or after "," or "[".
-_RECORD_START = re.compile(r"(?:(?<=\n)|(?<=,)|(?<=\[))[ \t\r]*\{")
+# Where the next record can start after a broken one. Between top-level records (NDJSON): the next line
+# that is not blank. Inside a JSON array, after a torn record (whose remains may hold commas and span lines):
+# a "{" starting a line or following "," or "["; after junk that is no record at all: the next element.
+_NEXT_LINE = re.compile(r"(?<=\n)[ \t\r]*\S")
+_NEXT_ARRAY_RECORD = re.compile(r"(?:(?<=\n)|(?<=,)|(?<=\[))[ \t\r]*\{")
+_NEXT_ARRAY_ELEMENT = re.compile(r"(?<=[,\n])[ \t\r]*[^\s,]")
 
 
 @dataclass(frozen=True)
@@ -280,8 +286,9 @@ class _Piece:
 def _pieces(text: str) -> Iterator[_Piece]:
     """Split text into top-level JSON values: NDJSON, trailing commas, one JSON array, or a mix.
 
-    A piece that does not parse runs to the next place a record can start, so one torn record costs only
-    itself, in an array as in NDJSON.
+    A piece that does not parse runs to the next place a record can start, so one torn record or junk line
+    costs only itself, in an array as in NDJSON. (Inside an array the next record must start with "{": junk
+    elements right after a torn record are taken as part of it, since nothing tells them apart.)
     """
     position = _SEPARATORS.match(text).end()  # type: ignore[union-attr]
     in_array = text.startswith("[", position)
@@ -299,7 +306,13 @@ def _pieces(text: str) -> Iterator[_Piece]:
         try:
             value, end = _DECODER.raw_decode(text, position)
         except ValueError as err:
-            following = _RECORD_START.search(text, position + 1)
+            if not in_array:
+                resync = _NEXT_LINE
+            elif text.startswith("{", position):
+                resync = _NEXT_ARRAY_RECORD  # a torn record: its remains may hold commas and new lines
+            else:
+                resync = _NEXT_ARRAY_ELEMENT  # junk: it ends where the next element starts
+            following = resync.search(text, position + 1)
             end = following.end() - 1 if following else length
             message = err.msg if isinstance(err, json.JSONDecodeError) else str(err)
             yield _Piece(position, end, error=f"invalid JSON: {message}")
@@ -337,7 +350,10 @@ def _number_from_text(value: str) -> int | float:
 def _as_integer(value: Any) -> int:
     kind = type(value)
     if kind is str:
-        value = _number_from_text(value)
+        try:
+            value = _number_from_text(value)
+        except _BadValue:
+            raise _BadValue(f"{_shown(value)} is not an integer") from None
         kind = type(value)
     if kind is float:
         if not (math.isfinite(value) and value.is_integer()):
@@ -500,7 +516,8 @@ def _apply_row_checks(
         f = parsed[index]
         if f.path == "native":  # the tolerant path knows each record's line and text
             f = read_tolerant(texts[index], sources[index], contract)
-            assert f.frame.height == parsed[index].frame.height, sources[index]
+            if f.frame.height != parsed[index].frame.height:
+                raise RuntimeError(f"the native and tolerant readers disagree on {sources[index]}")
         for row, reasons in sorted(in_file.items()):
             rejected.append(
                 Rejected(sources[index], f.lines[row], f.records[row], "check_failed", reasons, f.raws[row])

@@ -1,0 +1,40 @@
+"""Shared test fixtures: where the real STEDI data sets are, and small helpers every test file uses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# The real landing data lives beside the repository (../shared/data); CI has it in the same place.
+# STEDI_DATA overrides the location. A missing data set fails the tests that need it: it is never skipped.
+DATA = Path(os.environ.get("STEDI_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_set(name: str) -> Path:
+    path = DATA / name
+    if not (path / "customer" / "landing").is_dir():
+        pytest.fail(f"the {name} data set is missing at {path} (set STEDI_DATA to its parent folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def starter() -> Path:
+    """The current public STEDI starter data (clean NDJSON)."""
+    return data_set("stedi-starter")
+
+
+@pytest.fixture(scope="session")
+def stedi_2022() -> Path:
+    """The older, messier STEDI release (trailing commas, timeStamp, duplicate customers)."""
+    return data_set("stedi-2022")
+
+
+def write_landing(root: Path, dataset: str, name: str, content: str | bytes) -> Path:
+    """Write one landing file under root/<dataset>/landing/."""
+    path = root / dataset / "landing" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return path
