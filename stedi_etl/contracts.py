@@ -193,9 +193,12 @@ def _range_check(column: Column) -> pa.Check:
 
 
 def range_text(column: Column) -> str:
-    low = "-inf" if column.minimum is None else f"{column.minimum:g}"
-    high = "inf" if column.maximum is None else f"{column.maximum:g}"
-    return f"between {low} and {high}"
+    def shown(bound: float | None, infinite: str) -> str:
+        if bound is None:
+            return infinite
+        return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+    return f"between {shown(column.minimum, '-inf')} and {shown(column.maximum, 'inf')}"
 
 
 # --- loading ------------------------------------------------------------------------------------------------

@@ -112,11 +112,11 @@ def check_frame(
     errors = _pandera_failures(frame, contract, table, "error", waive)
     warnings = _pandera_failures(frame, contract, table, "warning", waive)
     tables = {**(related or {}), contract.name: frame}
-    for severity, found in (("error", errors), ("warning", warnings)):
+    for severity in ("error", "warning"):
         for rule in contract.sql_rules(severity, waive):  # type: ignore[arg-type]
             failure = _sql_failure(rule, tables, table, severity)  # type: ignore[arg-type]
             if failure is not None:
-                found.append(failure)
+                (errors if failure.severity == "error" else warnings).append(failure)
     return ValidationReport(table, contract.name, frame.height, tuple(errors), tuple(warnings), source)
 
 

@@ -1,0 +1,336 @@
+"""The zone pipeline: published counts on the real data sets, failure isolation, re-runs, and invariants."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stedi_etl import pipeline, transforms
+from stedi_etl.cli import main
+from stedi_etl.contracts import load_contract
+from stedi_etl.errors import UsageError
+from stedi_etl.lake import POINTER, Lake
+from stedi_etl.storage import Store
+from tests.conftest import write_landing
+
+STARTER_COUNTS = {
+    "customer_trusted": 482,
+    "accelerometer_trusted": 40981,
+    "customer_curated": 482,
+    "step_trainer_trusted": 14460,
+    "machine_learning_curated": 40981,
+}
+
+
+def counts(result: pipeline.RunResult) -> dict[str, int | None]:
+    return {t.table: t.rows for t in result.tables}
+
+
+def lake_counts(lake: Path) -> dict[str, int]:
+    """Rows per table as a reader of the lake sees them (through the pointers), not as the run reported."""
+    the_lake = Lake(Store(str(lake)))
+    return {step.table: the_lake.read(step.table).height for step in pipeline.STEPS}
+
+
+# --- the published counts -----------------------------------------------------------------------------------
+
+
+def test_starter_reproduces_the_published_counts(starter: Path, tmp_path: Path) -> None:
+    result = pipeline.run(str(starter), str(tmp_path))
+    assert result.ok
+    assert counts(result) == STARTER_COUNTS
+    assert lake_counts(tmp_path) == STARTER_COUNTS
+    assert [s.quarantined for s in result.landing_results] == [0, 0, 0]
+
+
+def test_starter_with_the_rubric_join(starter: Path, tmp_path: Path) -> None:
+    result = pipeline.run(str(starter), str(tmp_path), options=pipeline.RunOptions(ml_join="timestamp"))
+    assert result.ok
+    assert lake_counts(tmp_path) == {**STARTER_COUNTS, "machine_learning_curated": 43681}
+    ml = next(t for t in result.tables if t.table == "machine_learning_curated")
+    assert {w.check for w in ml.warnings} == {"distinct_rows", "same_customer_pairs"}  # waived, still shown
+
+
+def test_starter_with_consent_cutoff(starter: Path, tmp_path: Path) -> None:
+    result = pipeline.run(str(starter), str(tmp_path), options=pipeline.RunOptions(consent_cutoff=True))
+    assert result.ok
+    found = lake_counts(tmp_path)
+    assert (found["accelerometer_trusted"], found["customer_curated"]) == (32025, 464)
+    readings = Lake(Store(str(tmp_path))).read("accelerometer_trusted")
+    consent = pl.read_ndjson(next((starter / "customer" / "landing").glob("*.json"))).select(
+        "email", "shareWithResearchAsOfDate"
+    )
+    early = readings.join(consent, left_on="user", right_on="email").filter(
+        pl.col("timestamp") < pl.col("shareWithResearchAsOfDate")
+    )
+    assert early.is_empty()
+
+
+def test_stedi_2022_reproduces_the_published_counts(stedi_2022: Path, tmp_path: Path) -> None:
+    result = pipeline.run(str(stedi_2022), str(tmp_path))
+    assert result.ok
+    assert lake_counts(tmp_path) == {
+        "customer_trusted": 497,
+        "accelerometer_trusted": 10316,
+        "customer_curated": 137,
+        "step_trainer_trusted": 29970,
+        "machine_learning_curated": 0,
+    }
+    warned = {(t.table, w.check) for t in result.tables for w in t.warnings}
+    assert ("customer_trusted", "email_unique") in warned  # re-registered customers are reported, not hidden
+
+
+def test_run_all_cli_prints_the_summary_and_json(starter: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    text = runner.invoke(main, ["run-all", "--landing", str(starter), "--lake", str(tmp_path / "a")])
+    assert text.exit_code == 0, text.output
+    for table, rows in STARTER_COUNTS.items():
+        assert any(
+            line.split()[:1] == [table] and str(rows) in line.split() for line in text.stdout.splitlines()
+        )
+    assert "machine_learning_curated: 40981 rows" in text.stderr  # progress goes to stderr
+
+    as_json = runner.invoke(
+        main, ["run-all", "--landing", str(starter), "--lake", str(tmp_path / "b"), "--json"]
+    )
+    assert as_json.exit_code == 0
+    assert as_json.stderr == ""
+    document = json.loads(as_json.stdout)
+    assert {t["table"]: t["rows"] for t in document["tables"]} == STARTER_COUNTS
+    assert document["ok"] is True
+
+    quiet = runner.invoke(main, ["run-all", "--landing", str(starter), "--lake", str(tmp_path / "c"), "-q"])
+    assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "", "")
+    assert lake_counts(tmp_path / "c") == STARTER_COUNTS
+
+
+# --- re-runs, partial runs, failures ------------------------------------------------------------------------
+
+
+def test_a_rerun_replaces_every_table_and_leaves_one_version(starter: Path, tmp_path: Path) -> None:
+    first = pipeline.run(str(starter), str(tmp_path))
+    the_lake = Lake(Store(str(tmp_path)))
+    before = {step.table: the_lake.read(step.table) for step in pipeline.STEPS}
+    second = pipeline.run(str(starter), str(tmp_path))
+    assert first.run_id != second.run_id
+    for step in pipeline.STEPS:
+        assert the_lake.read(step.table).equals(before[step.table])
+        folder = tmp_path / load_contract(step.table).dataset / load_contract(step.table).zone
+        versions = sorted(p.name for p in folder.iterdir() if p.name.startswith("v-"))
+        assert versions == [f"v-{second.run_id}"]
+        assert json.loads((folder / POINTER).read_text())["version"] == f"v-{second.run_id}"
+
+
+def test_run_builds_only_the_named_tables_and_what_they_need(starter: Path, tmp_path: Path) -> None:
+    result = pipeline.run(str(starter), str(tmp_path), tables=["customer_curated"])
+    assert [t.table for t in result.tables] == [
+        "customer_trusted",
+        "accelerometer_trusted",
+        "customer_curated",
+    ]
+    assert [s.dataset for s in result.landing_results] == ["customer", "accelerometer"]
+    assert not (tmp_path / "step_trainer").exists()
+
+    cli = CliRunner().invoke(
+        main, ["run", "customer_trusted", "--landing", str(starter), "--lake", str(tmp_path)]
+    )
+    assert cli.exit_code == 0, cli.output
+
+
+def test_unknown_table_and_missing_landing_are_usage_errors(starter: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="unknown table 'customers'"):
+        pipeline.plan(["customers"])
+    runner = CliRunner()
+    unknown = runner.invoke(main, ["run", "customers", "--landing", str(starter), "--lake", str(tmp_path)])
+    assert unknown.exit_code == 2
+    assert unknown.stderr.strip().count("\n") == 0 and "unknown table" in unknown.stderr
+    missing = runner.invoke(
+        main, ["run-all", "--landing", str(tmp_path / "nope"), "--lake", str(tmp_path / "l")]
+    )
+    assert missing.exit_code == 2
+    assert "no landing files for customer" in missing.stderr
+    assert "Traceback" not in missing.output
+    assert not (tmp_path / "l").exists()  # nothing written
+
+
+def test_a_table_failing_its_contract_is_not_published_and_stops_only_its_dependents(
+    starter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline.run(str(starter), str(tmp_path))  # a previous, good version of every table
+    the_lake = Lake(Store(str(tmp_path)))
+    previous = {step.table: the_lake.pointer(step.table).version for step in pipeline.STEPS}
+
+    def duplicating(step_readings: pl.LazyFrame, customers: pl.LazyFrame) -> pl.LazyFrame:
+        """A broken step_trainer_trusted that appends its first row again, as Glue's re-runs did."""
+        built = transforms.step_trainer_trusted(step_readings, customers)
+        return pl.concat([built, built.head(1)])
+
+    broken = tuple(
+        replace(step, transform=duplicating) if step.table == "step_trainer_trusted" else step
+        for step in pipeline.STEPS
+    )
+    monkeypatch.setattr(pipeline, "STEPS", broken)
+    result = CliRunner().invoke(main, ["run-all", "--landing", str(starter), "--lake", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "step_trainer_trusted failed" in result.stderr and "distinct_rows" in result.stderr
+    assert "machine_learning_curated skipped" in result.stderr
+
+    now = {step.table: the_lake.pointer(step.table).version for step in pipeline.STEPS}
+    for table in ("step_trainer_trusted", "machine_learning_curated"):
+        assert now[table] == previous[table]  # not replaced
+        assert the_lake.read(table).height == STARTER_COUNTS[table]
+    for table in ("customer_trusted", "accelerometer_trusted", "customer_curated"):
+        assert now[table] != previous[table]  # the independent tables were still published
+
+
+# --- invariants over generated data -------------------------------------------------------------------------
+
+EMAILS = [f"c{i}@test.com" for i in range(8)]
+SERIALS = [f"serial-{i}" for i in range(5)]
+T0 = 1655564000000
+
+
+@st.composite
+def landing_data(draw: st.DrawFn) -> dict[str, list[dict[str, object]]]:
+    """Customers (consenting or not, some re-registered), readings of customers and strangers, duplicates."""
+    customers = []
+    for email in draw(st.lists(st.sampled_from(EMAILS), min_size=1, max_size=10)):
+        record: dict[str, object] = {"email": email, "serialNumber": draw(st.sampled_from(SERIALS))}
+        consent = draw(st.sampled_from(["absent", "null", "early", "late"]))
+        if consent == "null":
+            record["shareWithResearchAsOfDate"] = None
+        elif consent != "absent":
+            record["shareWithResearchAsOfDate"] = T0 + (0 if consent == "early" else 5)
+        customers.append(record)
+    instants = st.integers(0, 9).map(lambda i: T0 + i)
+    axis = st.sampled_from([-1.0, 0.0, 1.0])
+    accelerometer = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    "user": st.sampled_from([*EMAILS, "stranger@test.com"]),
+                    "timestamp": instants,
+                    "x": axis,
+                    "y": axis,
+                    "z": axis,
+                }
+            ),
+            max_size=40,
+        )
+    )
+    step_trainer = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    "sensorReadingTime": instants,
+                    "serialNumber": st.sampled_from([*SERIALS, "serial-unsold"]),
+                    "distanceFromObject": st.integers(0, 300),
+                }
+            ),
+            max_size=30,
+        )
+    )
+    duplicate = draw(st.booleans())
+    return {
+        "customer": customers + (customers[:1] if duplicate else []),
+        "accelerometer": accelerometer + (accelerometer[:2] if duplicate else []),
+        "step_trainer": step_trainer + (step_trainer[:2] if duplicate else []),
+    }
+
+
+def write_all(root: Path, data: dict[str, list[dict[str, object]]]) -> None:
+    for dataset, records in data.items():
+        write_landing(root, dataset, f"{dataset}.json", "".join(json.dumps(r) + "\n" for r in records))
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(data=landing_data(), cutoff=st.booleans())
+def test_invariants_hold_on_generated_data(
+    tmp_path_factory: pytest.TempPathFactory, data: dict[str, list[dict[str, object]]], cutoff: bool
+) -> None:
+    landing, lake = tmp_path_factory.mktemp("landing"), tmp_path_factory.mktemp("lake")
+    write_all(landing, data)
+    options = pipeline.RunOptions(consent_cutoff=cutoff)
+    first = pipeline.run(str(landing), str(lake), options=options)
+    assert first.ok, [t.reason for t in first.failed]
+    the_lake = Lake(Store(str(lake)))
+    tables = {step.table: the_lake.read(step.table) for step in pipeline.STEPS}
+
+    # An oracle in plain Python, from the records as written.
+    consent_at: dict[str, int] = {}
+    for c in data["customer"]:
+        if c.get("shareWithResearchAsOfDate") is not None:
+            consent_at[c["email"]] = max(consent_at.get(c["email"], 0), c["shareWithResearchAsOfDate"])  # type: ignore
+    readings = {
+        (r["user"], r["timestamp"], r["x"], r["y"], r["z"])
+        for r in data["accelerometer"]
+        if r["user"] in consent_at and (not cutoff or r["timestamp"] >= consent_at[r["user"]])  # type: ignore
+    }
+    active = {user for user, *_ in readings}
+    curated = {
+        (c["email"], c["serialNumber"])
+        for c in data["customer"]
+        if c["email"] in active and c.get("shareWithResearchAsOfDate") is not None
+    }
+    owners: dict[str, set[str]] = {}
+    for email, serial in curated:
+        owners.setdefault(serial, set()).add(email)  # type: ignore[arg-type]
+    steps = {
+        (r["sensorReadingTime"], r["serialNumber"], r["distanceFromObject"])
+        for r in data["step_trainer"]
+        if r["serialNumber"] in owners
+    }
+    ml = {
+        (t, s, d, x, y, z)
+        for (t, s, d) in steps
+        for (u, ts, x, y, z) in readings
+        if ts == t and u in owners[s]
+    }
+
+    # Consent never leaks, and nothing is lost: every table holds exactly what the oracle says.
+    assert set(tables["customer_trusted"]["email"]) == set(consent_at)
+    assert set(tables["accelerometer_trusted"].rows()) == readings
+    assert set(tables["customer_curated"].select("email", "serialNumber").rows()) == curated
+    assert set(tables["step_trainer_trusted"].rows()) == steps
+    assert set(tables["machine_learning_curated"].rows()) == ml
+    assert not (set(tables["machine_learning_curated"].columns) & {"email", "user", "customerName", "phone"})
+
+    # No derived table has an exact duplicate row.
+    for name, frame in tables.items():
+        assert frame.height == frame.unique().height, name
+
+    # Two runs over the same input give the same rows in every table.
+    second = pipeline.run(str(landing), str(lake), options=options)
+    assert second.ok
+    for name, frame in tables.items():
+        assert the_lake.read(name).equals(frame), name
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=landing_data())
+def test_the_rubric_join_keeps_every_same_instant_pair(data: dict[str, list[dict[str, object]]]) -> None:
+    """The timestamp join pairs readings of any customer at an instant, and keeps each pair once."""
+    step = pl.DataFrame(data["step_trainer"], schema=load_contract("step_trainer_trusted").polars_schema())
+    readings = pl.DataFrame(
+        data["accelerometer"], schema=load_contract("accelerometer_trusted").polars_schema()
+    )
+    step, readings = step.unique(), readings.unique()
+    customers = pl.DataFrame(schema=load_contract("customer_curated").polars_schema())
+    built = transforms.machine_learning_curated(
+        step.lazy(), customers.lazy(), readings.lazy(), ml_join="timestamp"
+    ).collect()
+    expected = sorted(
+        (t, s, d, x, y, z) for t, s, d in step.rows() for _u, ts, x, y, z in readings.rows() if ts == t
+    )
+    assert sorted(built.rows()) == expected
