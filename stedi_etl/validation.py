@@ -24,6 +24,7 @@ _PANDERA_NAMES = {
     "column_in_dataframe": "present",
     "column_in_schema": "in_contract",
 }
+_STRUCTURAL = ["column_in_dataframe", "column_in_schema"]  # with dtype(...): the table's shape is wrong
 
 
 @dataclass(frozen=True)
@@ -135,10 +136,11 @@ def _pandera_failures(
         cases = err.failure_cases
     else:
         return []
-    # A column of the wrong type makes its value checks meaningless; report the type alone.
-    wrong_type = set(
-        cases.filter(pl.col("check").str.starts_with("dtype(")).get_column("column").drop_nulls().to_list()
-    )
+    # A missing column or one of the wrong type makes the checks that read it fail to run, or run on the
+    # wrong thing; report the structural problem alone.
+    structural = pl.col("check").str.starts_with("dtype(") | pl.col("check").is_in(_STRUCTURAL)
+    wrong_type = set(cases.filter(structural).get_column("column").drop_nulls().to_list())
+    malformed = not cases.filter(structural).is_empty()
     failures: list[CheckFailure] = []
     grouped = (
         cases.with_columns(pl.col("column").fill_null(""))
@@ -151,9 +153,12 @@ def _pandera_failures(
     )
     for column_or_blank, check, rows, table_level, samples in grouped.iter_rows():
         column = column_or_blank or None
-        if column in wrong_type and not check.startswith("dtype("):
+        is_structural = check.startswith("dtype(") or check in _PANDERA_NAMES
+        if not is_structural and (column in wrong_type or (table_level and malformed)):
             continue
         name, description = _describe(contract, column, check, samples, frame)
+        if table_level and not is_structural:  # the check itself failed to run
+            description = f"could not be checked: {_sample_text(samples[0] if samples else '?')}"
         failures.append(
             CheckFailure(
                 table=table,
