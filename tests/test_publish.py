@@ -1,0 +1,143 @@
+"""The publish protocol: a run killed at any write leaves every table readable, at one whole version."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from stedi_etl import pipeline
+from stedi_etl.lake import POINTER, Lake, new_run_id
+from stedi_etl.storage import Store
+from tests.conftest import REPO
+
+STARTER = {
+    "customer_trusted": 482,
+    "accelerometer_trusted": 40981,
+    "customer_curated": 482,
+    "step_trainer_trusted": 14460,
+    "machine_learning_curated": 40981,
+}
+STEDI_2022 = {
+    "customer_trusted": 497,
+    "accelerometer_trusted": 10316,
+    "customer_curated": 137,
+    "step_trainer_trusted": 29970,
+    "machine_learning_curated": 0,
+}
+TABLES = list(STARTER)
+QUARANTINES = ["customer_quarantine", "accelerometer_quarantine", "step_trainer_quarantine"]
+
+# Runs the pipeline and SIGKILLs its own process in the middle of its Nth write: half the bytes are on disk.
+DRIVER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from stedi_etl import pipeline
+    from stedi_etl.storage import Store
+
+    kill_at = int(sys.argv[3])
+    original = Store.write_bytes
+    calls = 0
+
+    def dying_write(self, path, data):
+        global calls
+        calls += 1
+        if calls == kill_at:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as half:
+                half.write(data[: len(data) // 2])
+                half.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original(self, path, data)
+
+    Store.write_bytes = dying_write
+    pipeline.run(sys.argv[1], sys.argv[2])
+    """
+)
+
+
+def versions(lake: Path) -> dict[str, str]:
+    the_lake = Lake(Store(str(lake)))
+    return {table: the_lake.pointer(table).version for table in TABLES + QUARANTINES}
+
+
+def readable_counts(lake: Path) -> dict[str, int]:
+    the_lake = Lake(Store(str(lake)))
+    return {table: the_lake.read(table).height for table in TABLES}
+
+
+def killed_run(landing: Path, lake: Path, kill_at: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(landing), str(lake), str(kill_at)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == -9, done.stderr  # it really died of SIGKILL, mid-write
+
+
+# Writes of a run: 3 quarantine versions, 5 table versions, then 8 pointer temporaries, then the manifest.
+@pytest.mark.parametrize("kill_at", [1, 4, 8, 9])
+def test_a_run_killed_while_writing_leaves_every_table_at_its_previous_version(
+    starter: Path, stedi_2022: Path, tmp_path: Path, kill_at: int
+) -> None:
+    pipeline.run(str(starter), str(tmp_path))
+    before = versions(tmp_path)
+
+    killed_run(stedi_2022, tmp_path, kill_at)
+
+    assert versions(tmp_path) == before
+    assert readable_counts(tmp_path) == STARTER
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and p.stat().st_size and "v-" in str(p)]
+    assert leftovers  # the dead run did leave half-written files, but no reader is pointed at them
+
+    after = pipeline.run(str(stedi_2022), str(tmp_path))
+    assert after.ok
+    assert readable_counts(tmp_path) == STEDI_2022
+    for table in TABLES + QUARANTINES:  # the next good run removed the dead run's leftovers
+        folder = Lake(Store(str(tmp_path))).table_dir(table)
+        assert sorted(p.name for p in Path(folder).iterdir()) == [POINTER, f"v-{after.run_id}"]
+
+
+def test_a_run_killed_between_pointer_swaps_leaves_each_table_whole(
+    starter: Path, stedi_2022: Path, tmp_path: Path
+) -> None:
+    """Dying after some pointers moved gives a lake of two runs, but never a half-read table."""
+    pipeline.run(str(starter), str(tmp_path))
+    before = versions(tmp_path)
+    killed_run(stedi_2022, tmp_path, 12)  # the 4th pointer temporary: three pointers have moved
+    now = versions(tmp_path)
+    moved = [t for t in now if now[t] != before[t]]
+    assert len(moved) == 3
+    counts = readable_counts(tmp_path)
+    for table in TABLES:
+        assert counts[table] == (STEDI_2022 if table in moved else STARTER)[table]
+
+
+def test_pointer_names_the_version_files_rows_and_contract(starter: Path, tmp_path: Path) -> None:
+    result = pipeline.run(str(starter), str(tmp_path))
+    pointer = json.loads((tmp_path / "customer" / "trusted" / POINTER).read_text())
+    assert pointer["version"] == f"v-{result.run_id}"
+    assert pointer["rows"] == 482
+    assert pointer["contract"] == "customer_trusted"
+    assert len(pointer["contract_sha256"]) == 64
+    for name in pointer["files"]:
+        assert (tmp_path / "customer" / "trusted" / name).is_file()
+
+
+def test_pruning_keeps_a_newer_run_in_flight(starter: Path, tmp_path: Path) -> None:
+    """A concurrent run's version folder, newer than the current one, is not removed under it."""
+    pipeline.run(str(starter), str(tmp_path))
+    in_flight = tmp_path / "customer" / "trusted" / f"v-{new_run_id()}"
+    in_flight.mkdir()
+    (in_flight / "part-00000.parquet").write_bytes(b"being written")
+    older = tmp_path / "customer" / "trusted" / "v-20000101T000000000Z-000000"
+    older.mkdir()
+    assert Lake(Store(str(tmp_path))).prune("customer_trusted") == [older.name]
+    assert in_flight.is_dir()
