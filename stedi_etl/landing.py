@@ -34,6 +34,7 @@ from stedi_etl.contracts import INT64_MAX, INT64_MIN, Column, Contract, load_con
 from stedi_etl.errors import UsageError
 from stedi_etl.lake import landing_dir
 from stedi_etl.storage import Store
+from stedi_etl.validation import ValidationReport, check_frame, failure_cases, report_from
 
 if TYPE_CHECKING:
     import polars as pl
@@ -91,6 +92,7 @@ class LandingRead:
     quarantine: pl.DataFrame
     files: tuple[FileRead, ...]
     ignored: tuple[str, ...]  # hidden files (".x", "_x"), skipped by the convention Spark and Athena follow
+    report: ValidationReport  # the landing contract's checks on ``frame``
     seconds: float
 
     @property
@@ -131,17 +133,16 @@ def read_landing(store: Store, dataset: str) -> LandingRead:
     sources = [store.url(p) for p in wanted]
     texts = [_decompress(p, blobs[p]) for p in wanted]
     parsed = [parse_file(data, source, contract) for data, source in zip(texts, sources, strict=True)]
-    frame, rejected = _apply_row_checks(parsed, sources, texts, contract)
+    frame, rejected, report = _apply_row_checks(parsed, sources, texts, contract)
     rejected_in = Counter(r.source for r in rejected)
     failed_checks_in = Counter(r.source for r in rejected if r.reason == "check_failed")
     files = tuple(
         FileRead(source, listed[path], f.frame.height - failed_checks_in[source], rejected_in[source], f.path)
         for path, source, f in zip(wanted, sources, parsed, strict=True)
     )
-    ignored = tuple(store.url(p) for p in listed if p not in set(wanted))
-    return LandingRead(
-        dataset, frame, quarantine_frame(rejected), files, ignored, time.perf_counter() - started
-    )
+    ignored = tuple(store.url(p) for p in listed.keys() - set(wanted))
+    seconds = time.perf_counter() - started
+    return LandingRead(dataset, frame, quarantine_frame(rejected), files, ignored, report, seconds)
 
 
 def is_hidden(relative: str) -> bool:
@@ -493,17 +494,16 @@ def _raw_text(text: str) -> str:
 
 def _apply_row_checks(
     parsed: list[ParsedFile], sources: list[str], texts: list[bytes], contract: Contract
-) -> tuple[pl.DataFrame, list[Rejected]]:
-    """Quarantine rows that break the contract's row rules, once for the whole dataset."""
+) -> tuple[pl.DataFrame, list[Rejected], ValidationReport]:
+    """Quarantine rows that break the contract's row rules, once for the whole dataset, and check the rest."""
     import polars as pl
 
     rejected = [r for f in parsed for r in f.rejected]
-    if not parsed:
-        return contract.empty_frame(), rejected
-    frame = pl.concat([f.frame for f in parsed], how="vertical")
-    failures = row_failures(frame, contract)
+    frame = pl.concat([f.frame for f in parsed], how="vertical") if parsed else contract.empty_frame()
+    cases = failure_cases(frame, contract)
+    failures = _row_failures(cases, contract)
     if not failures:
-        return frame, rejected
+        return frame, rejected, report_from(frame, contract, cases)
     offsets = [0]
     for f in parsed:
         offsets.append(offsets[-1] + f.frame.height)
@@ -523,28 +523,18 @@ def _apply_row_checks(
                 Rejected(sources[index], f.lines[row], f.records[row], "check_failed", reasons, f.raws[row])
             )
             drop.append(low + row)
-    keep = pl.Series(range(frame.height)).is_in(drop).not_()
-    return frame.filter(keep), rejected
+    kept = frame.filter(pl.Series(range(frame.height)).is_in(drop).not_())
+    return kept, rejected, check_frame(kept, contract)
 
 
-def row_failures(frame: pl.DataFrame, contract: Contract) -> dict[int, str]:
+def _row_failures(cases: pl.DataFrame | None, contract: Contract) -> dict[int, str]:
     """Row index -> "column: rule (value); ..." for rows breaking a column rule of the contract."""
-    import pandera.errors
-    import polars as pl
-
-    if frame.is_empty():
-        return {}
-
-    try:
-        contract.pandera_schema("error").validate(frame, lazy=True)
-    except pandera.errors.SchemaErrors as err:
-        cases = err.failure_cases.filter(pl.col("index").is_not_null() & pl.col("column").is_not_null())
-    else:
+    if cases is None:
         return {}
     reasons: dict[int, list[str]] = {}
     for column, check, value, index in cases.select("column", "check", "failure_case", "index").iter_rows():
-        if column == contract.name:
-            continue  # a table-level rule (uniqueness): not a property of any one record
+        if index is None or column is None or column == contract.name:
+            continue  # a table-level rule (uniqueness, a column's type): not a property of any one record
         label = "required" if check == "not_nullable" else check
         reasons.setdefault(index, []).append(f"{column}: {label} ({value})")
     return {index: "; ".join(parts) for index, parts in reasons.items()}

@@ -11,7 +11,7 @@ from stedi_etl import transforms
 from stedi_etl.contracts import load_contract
 from stedi_etl.errors import UsageError
 from stedi_etl.lake import Lake, Pointer, elapsed, new_run_id, quarantine_table
-from stedi_etl.landing import DATASETS, landing_contract, read_landing, require_landing
+from stedi_etl.landing import DATASETS, read_landing, require_landing
 from stedi_etl.storage import Store
 from stedi_etl.transforms import MlJoin
 from stedi_etl.validation import CheckFailure, check_frame
@@ -178,7 +178,7 @@ def run(
     landing_results = []
     for dataset in datasets:
         read = read_landing(landing_store, dataset)
-        report = check_frame(read.frame, landing_contract(dataset))
+        report = read.report
         if report.ok:
             frames[f"{dataset}_landing"] = read.frame
         staged.append(the_lake.write_version(quarantine_table(dataset), read.quarantine, run_id, run_info))

@@ -8,7 +8,7 @@ SQL rules, which relate a table to the tables it was built from. The CLI only pr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from stedi_etl.contracts import Contract, Severity, range_text
@@ -109,9 +109,40 @@ def check_frame(
 
     Waived rules are still evaluated and reported, as warnings.
     """
+    cases = failure_cases(frame, contract, "error", waive)
+    return report_from(frame, contract, cases, table=table, related=related, waive=waive, source=source)
+
+
+def failure_cases(
+    frame: pl.DataFrame, contract: Contract, severity: Severity = "error", waive: frozenset[str] = frozenset()
+) -> pl.DataFrame | None:
+    """pandera's failure cases for the contract's rules of one severity; None when they all hold."""
+    import pandera.errors
+
+    schema = contract.pandera_schema(severity, waive)
+    if not schema.columns and not schema.checks:
+        return None
+    try:
+        schema.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as err:
+        return err.failure_cases
+    return None
+
+
+def report_from(
+    frame: pl.DataFrame,
+    contract: Contract,
+    error_cases: pl.DataFrame | None,
+    *,
+    table: str | None = None,
+    related: Mapping[str, pl.DataFrame] | None = None,
+    waive: frozenset[str] = frozenset(),
+    source: str | None = None,
+) -> ValidationReport:
+    """``check_frame`` for a caller that already has the failure cases of the error rules."""
     table = table or contract.name
-    errors = _pandera_failures(frame, contract, table, "error", waive)
-    warnings = _pandera_failures(frame, contract, table, "warning", waive)
+    errors = _summarize(error_cases, frame, contract, table, "error")
+    warnings = _summarize(failure_cases(frame, contract, "warning", waive), frame, contract, table, "warning")
     tables = {**(related or {}), contract.name: frame}
     for severity in ("error", "warning"):
         for rule in contract.sql_rules(severity, waive):  # type: ignore[arg-type]
@@ -121,20 +152,13 @@ def check_frame(
     return ValidationReport(table, contract.name, frame.height, tuple(errors), tuple(warnings), source)
 
 
-def _pandera_failures(
-    frame: pl.DataFrame, contract: Contract, table: str, severity: Severity, waive: frozenset[str]
+def _summarize(
+    cases: pl.DataFrame | None, frame: pl.DataFrame, contract: Contract, table: str, severity: Severity
 ) -> list[CheckFailure]:
-    import pandera.errors
+    """One CheckFailure per broken rule, with the number of failing rows and a few sample values."""
     import polars as pl
 
-    schema = contract.pandera_schema(severity, waive)
-    if not schema.columns and not schema.checks:
-        return []
-    try:
-        schema.validate(frame, lazy=True)
-    except pandera.errors.SchemaErrors as err:
-        cases = err.failure_cases
-    else:
+    if cases is None:
         return []
     # A missing column or one of the wrong type makes the checks that read it fail to run, or run on the
     # wrong thing; report the structural problem alone.
@@ -236,7 +260,7 @@ def conform(frame: pl.DataFrame, contract: Contract) -> pl.DataFrame:
 
 def validate_landing(uri: str, *, endpoint_url: str | None = None) -> ValidationResult:
     """Read every landing dataset under ``uri`` as a run would; report contract failures and rejects."""
-    from stedi_etl.landing import DATASETS, landing_contract, read_landing, require_landing
+    from stedi_etl.landing import DATASETS, read_landing, require_landing
     from stedi_etl.storage import Store
 
     store = Store(uri, endpoint_url=endpoint_url)
@@ -245,11 +269,7 @@ def validate_landing(uri: str, *, endpoint_url: str | None = None) -> Validation
     quarantined = {}
     for dataset in DATASETS:
         read = read_landing(store, dataset)
-        reports.append(
-            check_frame(
-                read.frame, landing_contract(dataset), source=store.url(store.path(dataset, "landing"))
-            )
-        )
+        reports.append(replace(read.report, source=store.url(store.path(dataset, "landing"))))
         quarantined[dataset] = read.quarantined_by_reason()
     return ValidationResult(tuple(reports), quarantined)
 
