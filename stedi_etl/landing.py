@@ -274,6 +274,7 @@ _SEPARATORS = re.compile(r"[\s,]*")
 _NEXT_LINE = re.compile(r"(?<=\n)[ \t\r]*\S")
 _NEXT_ARRAY_RECORD = re.compile(r"(?:(?<=\n)|(?<=,)|(?<=\[))[ \t\r]*\{")
 _NEXT_ARRAY_ELEMENT = re.compile(r"(?<=[,\n])[ \t\r]*[^\s,]")
+_ENDS_LINE = re.compile(r"[ \t\r,]*(?:\n|$)")
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,10 @@ def _pieces(text: str) -> Iterator[_Piece]:
             continue
         try:
             value, end = _DECODER.raw_decode(text, position)
+            if not in_array and "\n" in text[position:end] and not _ENDS_LINE.match(text, end):
+                # Outside an array a record spanning lines must end its last line; otherwise a torn line
+                # has fused with the start of the next ("{" then "}{" reads as "{}" and a stray "{").
+                raise ValueError("a record spanning lines runs into the next record")
         except ValueError as err:
             if not in_array:
                 resync = _NEXT_LINE

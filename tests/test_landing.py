@@ -81,6 +81,10 @@ A, B = accel("a@x.com", T0), accel("b@x.com", T0 + 1)
         ("one JSON array", f"[{A},{B}]"),
         ("one JSON array, a record per line", f"[\n{A},\n{B}\n]\n"),
         ("pretty-printed JSON array", json.dumps([json.loads(A), json.loads(B)], indent=2)),
+        (
+            "pretty-printed records one after another (jq)",
+            f"{json.dumps(json.loads(A), indent=2)}\n{json.dumps(json.loads(B), indent=2)}\n",
+        ),
         ("no final newline", f"{A}\n{B}"),
         ("blank lines", f"\n{A}\n\n   \n{B}\n\n"),
         ("keys in another case", f"{A}\n{accel('b@x.com', T0 + 1, time_key='timeStamp')}\n"),
