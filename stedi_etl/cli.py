@@ -299,13 +299,24 @@ def render_validation(result: Any) -> str:
     show_default=True,
     help="Readings per active customer.",
 )
+@_s3_endpoint_option
 @_output_options
 @_reports_errors
-def generate(out: str, seed: int, customers: int, readings: int, quiet: bool, as_json: bool) -> None:
-    """Write STEDI-shaped landing data, real-world defects included, under OUT."""
+def generate(
+    out: str,
+    seed: int,
+    customers: int,
+    readings: int,
+    s3_endpoint_url: str | None,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Write STEDI-shaped landing data, real-world defects included, under OUT (a folder or s3://...)."""
     from stedi_etl.generate import generate as write_sample
 
-    result = write_sample(out, seed=seed, customers=customers, readings_per_customer=readings)
+    result = write_sample(
+        out, seed=seed, customers=customers, readings_per_customer=readings, endpoint_url=s3_endpoint_url
+    )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     elif not quiet:

@@ -24,6 +24,7 @@ Severity = Literal["error", "warning"]
 RuleKind = Literal["duplicates", "finite", "valid_values", "pattern", "sql"]
 
 LOGICAL_TYPES = ("string", "integer", "number", "boolean")
+MASK = "***"  # how a value of a personal-data column is shown in reports, rejects and logs
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # Where contracts live: inside the installed wheel, or in the source tree for an editable install.

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from stedi_etl.contracts import INT64_MAX, INT64_MIN, Column, Contract, load_contract
+from stedi_etl.contracts import INT64_MAX, INT64_MIN, MASK, Column, Contract, load_contract
 from stedi_etl.errors import UsageError
 from stedi_etl.lake import landing_dir
 from stedi_etl.storage import Store
@@ -110,8 +110,8 @@ class LandingRead:
     def quarantined_by_reason(self) -> dict[str, int]:
         if self.quarantine.is_empty():
             return {}
-        counts = self.quarantine.get_column("reason").value_counts(sort=True)
-        return dict(counts.iter_rows())
+        counts = self.quarantine.get_column("reason").value_counts()
+        return dict(sorted(counts.iter_rows(), key=lambda reason_count: (-reason_count[1], reason_count[0])))
 
 
 def require_landing(store: Store, datasets: Iterable[str]) -> None:
@@ -341,7 +341,7 @@ def _as_text(value: Any) -> str:
         return value
     if type(value) is int:
         return str(value)
-    raise _BadValue(f"{_shown(value)} is not text")
+    raise _BadValue("is not text")
 
 
 def _number_from_text(value: str) -> int | float:
@@ -350,7 +350,7 @@ def _number_from_text(value: str) -> int | float:
         return int(stripped)
     if re.fullmatch(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", stripped):
         return float(stripped)
-    raise _BadValue(f"{_shown(value)} is not a number")
+    raise _BadValue("is not a number")
 
 
 def _as_integer(value: Any) -> int:
@@ -359,16 +359,16 @@ def _as_integer(value: Any) -> int:
         try:
             value = _number_from_text(value)
         except _BadValue:
-            raise _BadValue(f"{_shown(value)} is not an integer") from None
+            raise _BadValue("is not an integer") from None
         kind = type(value)
     if kind is float:
         if not (math.isfinite(value) and value.is_integer()):
-            raise _BadValue(f"{_shown(value)} is not an integer")
+            raise _BadValue("is not an integer")
         value = int(value)
     elif kind is not int:
-        raise _BadValue(f"{_shown(value)} is not an integer")
+        raise _BadValue("is not an integer")
     if not INT64_MIN <= value <= INT64_MAX:
-        raise _BadValue(f"{_shown(value)} is out of the 64-bit integer range")
+        raise _BadValue("is out of the 64-bit integer range")
     return value
 
 
@@ -380,8 +380,8 @@ def _as_number(value: Any) -> float:
         try:
             return float(value)
         except OverflowError:
-            raise _BadValue(f"{_shown(value)} is too large for a 64-bit float") from None
-    raise _BadValue(f"{_shown(value)} is not a number")
+            raise _BadValue("is too large for a 64-bit float") from None
+    raise _BadValue("is not a number")
 
 
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
@@ -391,12 +391,15 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def _shown(value: Any) -> str:
+def _shown(value: Any, column: Column) -> str:
+    """A value as a reject's detail shows it: never the value of a personal-data column."""
     if isinstance(value, _Object):
         return "an object"
     if isinstance(value, list):
         return "an array"
-    text = json.dumps(value) if not isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if column.personal:
+        return f"a {_json_kind(value)} ({MASK})"
+    text = json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -473,7 +476,7 @@ def _conform(
         try:
             row[name] = _CONVERTERS[columns[name].logical_type](value)
         except _BadValue as err:
-            return None, "bad_value", f"{name}: {err}"
+            return None, "bad_value", f"{name}: {_shown(value, columns[name])} {err}"
     return row, "", ""
 
 
@@ -541,5 +544,6 @@ def _row_failures(cases: pl.DataFrame | None, contract: Contract) -> dict[int, s
         if index is None or column is None or column == contract.name:
             continue  # a table-level rule (uniqueness, a column's type): not a property of any one record
         label = "required" if check == "not_nullable" else check
-        reasons.setdefault(index, []).append(f"{column}: {label} ({value})")
+        shown = MASK if contract.column(column).personal and value is not None else value
+        reasons.setdefault(index, []).append(f"{column}: {label} ({shown})")
     return {index: "; ".join(parts) for index, parts in reasons.items()}

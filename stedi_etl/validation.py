@@ -7,11 +7,12 @@ SQL rules, which relate a table to the tables it was built from. The CLI only pr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from stedi_etl.contracts import Contract, Severity, range_text
+from stedi_etl.contracts import MASK, Contract, Severity, range_text
 
 if TYPE_CHECKING:
     import polars as pl
@@ -46,7 +47,10 @@ class CheckFailure:
             if self.failing_rows is None
             else f" — {self.failing_rows} failing row{'s' * (self.failing_rows != 1)}"
         )
-        samples = f" (e.g. {', '.join(self.samples)})" if self.samples else ""
+        if self.samples and all(s == MASK for s in self.samples):
+            samples = " (values not shown: personal data)"
+        else:
+            samples = f" (e.g. {', '.join(self.samples)})" if self.samples else ""
         return f"{where}: {self.check}{count}: {self.description}{samples}"
 
 
@@ -173,10 +177,12 @@ def _summarize(
             pl.col("index").drop_nulls().n_unique().alias("rows"),
             pl.col("index").is_null().all().alias("table_level"),
             pl.col("failure_case").unique(maintain_order=True).head(SAMPLES).alias("samples"),
+            pl.col("index").drop_nulls().alias("indices"),
         )
     )
-    for column_or_blank, check, rows, table_level, samples in grouped.iter_rows():
+    for column_or_blank, check, rows, table_level, values, indices in grouped.iter_rows():
         column = column_or_blank or None
+        samples = _masked(contract, column, _key_samples(contract, column, check, frame, indices) or values)
         is_structural = check.startswith("dtype(") or check in _PANDERA_NAMES
         if not is_structural and (column in wrong_type or (table_level and malformed)):
             continue
@@ -195,6 +201,48 @@ def _summarize(
             )
         )
     return failures
+
+
+def _key_samples(
+    contract: Contract, column: str | None, check: str, frame: pl.DataFrame, indices: list[int]
+) -> list[str]:
+    """For a uniqueness rule over some columns, the repeated keys (not whole rows) as samples."""
+    if column not in (None, contract.name) or not indices:
+        return []
+    try:
+        rule = contract.rule(check)
+    except KeyError:
+        return []
+    if rule.kind != "duplicates" or not rule.properties or not set(rule.properties) <= set(frame.columns):
+        return []
+    keys = frame[indices].select(rule.properties).unique(maintain_order=True).head(SAMPLES)
+    personal = [contract.column(p).personal if p in contract.column_names else False for p in rule.properties]
+    shown = [
+        [MASK if hide else str(v) for v, hide in zip(row, personal, strict=True)] for row in keys.iter_rows()
+    ]
+    if len(rule.properties) == 1:
+        return [values[0] for values in shown]
+    return [f"({', '.join(values)})" for values in shown]
+
+
+def _masked(contract: Contract, column: str | None, samples: list[str]) -> list[str]:
+    """Samples with every personal-data value replaced by the mask; whole rows keep their other fields."""
+    if column in contract.column_names:
+        return [MASK if contract.column(column).personal and s is not None else s for s in samples]
+    personal = set(contract.personal_columns)
+    masked = []
+    for sample in samples:
+        try:
+            row = json.loads(sample)
+        except (TypeError, ValueError):
+            row = None
+        if isinstance(row, dict):
+            masked.append(
+                json.dumps({k: MASK if k in personal and v is not None else v for k, v in row.items()})
+            )
+        else:
+            masked.append(sample)
+    return masked
 
 
 def _describe(

@@ -334,3 +334,19 @@ def test_the_rubric_join_keeps_every_same_instant_pair(data: dict[str, list[dict
         (t, s, d, x, y, z) for t, s, d in step.rows() for _u, ts, x, y, z in readings.rows() if ts == t
     )
     assert sorted(built.rows()) == expected
+
+
+def test_personal_data_never_reaches_output_logs_or_manifests(stedi_2022: Path, tmp_path: Path) -> None:
+    """Warnings about repeated emails say how many, never which: names, emails and phones stay out."""
+    customers = pl.read_ndjson(next((stedi_2022 / "customer" / "landing").glob("*.json")))
+    personal = {v for column in ("customerName", "email", "birthDay") for v in customers[column].to_list()}
+    runner = CliRunner()
+    text = runner.invoke(main, ["run-all", "--landing", str(stedi_2022), "--lake", str(tmp_path)])
+    as_json = runner.invoke(
+        main, ["run-all", "--landing", str(stedi_2022), "--lake", str(tmp_path), "--json"]
+    )
+    checked = runner.invoke(main, ["validate", "--landing", str(stedi_2022)])
+    manifests = "".join(p.read_text() for p in (tmp_path / "_runs").glob("*.json"))
+    assert "email_unique" in text.stdout  # the warning is there
+    for output in (text.stdout, text.stderr, as_json.stdout, checked.stdout, manifests):
+        assert not [value for value in personal if value in output]
