@@ -59,7 +59,8 @@ def duckdb_read(root: Path, dataset: str, spelled: dict[str, str] | None = None)
     # Materialise every column, as the landing reader does; a bare count(*) would let DuckDB skip parsing.
     connection = duckdb.connect()
     connection.execute(
-        f"CREATE TABLE t AS SELECT * FROM read_json('{pattern}', columns={{{columns}}}, format='newline_delimited')"
+        f"CREATE TABLE t AS SELECT * FROM read_json('{pattern}', columns={{{columns}}}, "
+        "format='newline_delimited')"
     )
     return connection.execute("SELECT count(*) FROM t").fetchall()[0][0]
 
@@ -86,22 +87,43 @@ def landing_throughput(data: Path, repeat: int) -> list[tuple[str, float, float,
             lambda blobs=blobs, contract=contract: [read_tolerant(b, "x", contract) for b in blobs],
         )
         try:
-            duck = best(repeat, lambda root=root, dataset=dataset, spelled=spelled: duckdb_read(root, dataset, spelled))
+            duck = best(
+                repeat,
+                lambda root=root, dataset=dataset, spelled=spelled: duckdb_read(root, dataset, spelled),
+            )
         except duckdb.Error as err:
-            duck = float("nan")
+            duck = float("nan")  # the ratio prints as nan
             paths += f" (DuckDB: {str(err).splitlines()[0][:60]})"
-        rows.append((f"{data_set} {dataset} ({size / 1e6:.1f} MB, {paths})", size / ours, size / tolerant, size / duck, ""))
+        rows.append(
+            (
+                f"{data_set} {dataset} ({size / 1e6:.1f} MB, {paths})",
+                size / ours,
+                size / tolerant,
+                size / duck,
+                "",
+            )
+        )
     return rows
 
 
 DUCKDB_JOB = """
-CREATE OR REPLACE TABLE customer_landing AS SELECT * FROM read_json('{root}/customer/landing/*.json', columns={{{customer}}}, format='newline_delimited');
-CREATE OR REPLACE TABLE accelerometer_landing AS SELECT * FROM read_json('{root}/accelerometer/landing/*.json', columns={{{accelerometer}}}, format='newline_delimited');
-CREATE OR REPLACE TABLE step_trainer_landing AS SELECT * FROM read_json('{root}/step_trainer/landing/*.json', columns={{{step_trainer}}}, format='newline_delimited');
-CREATE OR REPLACE TABLE customer_trusted AS SELECT DISTINCT * FROM customer_landing WHERE shareWithResearchAsOfDate IS NOT NULL ORDER BY ALL;
-CREATE OR REPLACE TABLE accelerometer_trusted AS SELECT DISTINCT a.* FROM accelerometer_landing a SEMI JOIN customer_trusted c ON a."user" = c.email ORDER BY ALL;
-CREATE OR REPLACE TABLE customer_curated AS SELECT DISTINCT c.* FROM customer_trusted c SEMI JOIN accelerometer_trusted a ON a."user" = c.email ORDER BY ALL;
-CREATE OR REPLACE TABLE step_trainer_trusted AS SELECT DISTINCT s.* FROM step_trainer_landing s SEMI JOIN customer_curated c ON s.serialNumber = c.serialNumber ORDER BY ALL;
+CREATE OR REPLACE TABLE customer_landing AS SELECT * FROM read_json(
+  '{root}/customer/landing/*.json', columns={{{customer}}}, format='newline_delimited');
+CREATE OR REPLACE TABLE accelerometer_landing AS SELECT * FROM read_json(
+  '{root}/accelerometer/landing/*.json', columns={{{accelerometer}}}, format='newline_delimited');
+CREATE OR REPLACE TABLE step_trainer_landing AS SELECT * FROM read_json(
+  '{root}/step_trainer/landing/*.json', columns={{{step_trainer}}}, format='newline_delimited');
+CREATE OR REPLACE TABLE customer_trusted AS
+  SELECT DISTINCT * FROM customer_landing WHERE shareWithResearchAsOfDate IS NOT NULL ORDER BY ALL;
+CREATE OR REPLACE TABLE accelerometer_trusted AS
+  SELECT DISTINCT a.* FROM accelerometer_landing a SEMI JOIN customer_trusted c ON a."user" = c.email
+  ORDER BY ALL;
+CREATE OR REPLACE TABLE customer_curated AS
+  SELECT DISTINCT c.* FROM customer_trusted c SEMI JOIN accelerometer_trusted a ON a."user" = c.email
+  ORDER BY ALL;
+CREATE OR REPLACE TABLE step_trainer_trusted AS
+  SELECT DISTINCT s.* FROM step_trainer_landing s
+  SEMI JOIN customer_curated c ON s.serialNumber = c.serialNumber ORDER BY ALL;
 CREATE OR REPLACE TABLE machine_learning_curated AS
   SELECT DISTINCT s.sensorReadingTime, s.serialNumber, s.distanceFromObject, a.x, a.y, a.z
   FROM step_trainer_trusted s
@@ -120,7 +142,9 @@ def duckdb_job(root: Path, out: Path) -> dict[str, int]:
     connection.execute(DUCKDB_JOB.format(root=root, **columns))
     found = {}
     for step in DUCKDB_TABLES:
-        connection.execute(f"COPY {step.table} TO '{out / step.table}.parquet' (FORMAT parquet, COMPRESSION zstd)")
+        connection.execute(
+            f"COPY {step.table} TO '{out / step.table}.parquet' (FORMAT parquet, COMPRESSION zstd)"
+        )
         found[step.table] = connection.execute(f"SELECT count(*) FROM {step.table}").fetchall()[0][0]
     return found
 
@@ -162,7 +186,7 @@ def main() -> None:
     print("| landing files | stedi-etl | tolerant path alone | DuckDB read_json | stedi-etl / DuckDB |")
     print("|---|---:|---:|---:|---:|")
     for label, ours, tolerant, duck, _ in landing_throughput(args.data, args.repeat):
-        ratio = ours / duck if duck == duck else float("nan")
+        ratio = ours / duck
         print(f"| {label} | {ours / 1e6:.0f} | {tolerant / 1e6:.0f} | {duck / 1e6:.0f} | {ratio:.2f} |")
 
     ours, duck, ours_counts, duck_counts = whole_job(args.data, args.repeat)

@@ -52,7 +52,9 @@ def _reports_errors(command: F) -> F:
         except StediError as err:
             _fail(redact(str(err)), err.exit_code)
         except KeyboardInterrupt:
-            _fail("interrupted; every table is still at the version it had before this run", 130)
+            _fail(
+                "interrupted; each table is whole: at its previous version, or this run's if published", 130
+            )
         except Exception as err:
             if os.environ.get("STEDI_ETL_DEBUG"):
                 raise

@@ -108,9 +108,10 @@ class Lake:
 
     def pointer(self, table: str) -> Pointer | None:
         path = f"{self.table_dir(table)}/{POINTER}"
-        if not self.store.exists(path):
+        data = self.store.read_if_exists(path)  # one request on S3, where exists() then a read took two
+        if data is None:
             return None
-        return Pointer.from_json(self.store.read_bytes(path), self.store.url(path))
+        return Pointer.from_json(data, self.store.url(path))
 
     def read(self, table: str) -> pl.DataFrame:
         """The current version of ``table``; a version pruned while being read is re-resolved once."""
@@ -162,13 +163,18 @@ class Lake:
 
     def prune(self, table: str) -> list[str]:
         """Step 3: delete versions (and stray pointer temporaries) older than the current version."""
+        directory = self.table_dir(table)
+        names = self.store.listdir(directory)
+        if sum(n.startswith(VERSION_PREFIX) for n in names) <= 1 and not any(
+            n.startswith(f"{POINTER}.tmp-") for n in names
+        ):
+            return []  # one version, the current one: nothing to delete, so no pointer to read (on S3, a GET)
         pointer = self.pointer(table)
         if pointer is None:
             return []
-        directory = self.table_dir(table)
         current_run = pointer.version[len(VERSION_PREFIX) :]
         removed = []
-        for name in self.store.listdir(directory):
+        for name in names:
             if name.startswith(VERSION_PREFIX):
                 older = name[len(VERSION_PREFIX) :] < current_run
             elif name.startswith(f"{POINTER}.tmp-"):
@@ -197,6 +203,11 @@ class Lake:
         path = self.store.path(RUNS, f"{run_id}.json")
         self.store.write_bytes(path, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
         return self.store.url(path)
+
+
+def read_table(lake: str, table: str, *, endpoint_url: str | None = None) -> pl.DataFrame:
+    """The current version of a lake table, e.g. ``read_table("s3://b/lake", "machine_learning_curated")``."""
+    return Lake(Store(lake, endpoint_url=endpoint_url)).read(table)
 
 
 def elapsed(started: float) -> float:

@@ -2,23 +2,34 @@
 
 Everything stedi-etl reads or writes goes through a Store, so local disk and S3 differ only in the URI.
 S3 credentials, region and endpoint come from the standard AWS chain (environment, profiles, config files,
-AWS_ENDPOINT_URL); ``endpoint_url`` overrides the endpoint for S3-compatible stores. Transient S3 errors
-are retried by botocore (AWS_MAX_ATTEMPTS / AWS_RETRY_MODE) and by s3fs; what still fails becomes a
-StorageError naming the object, with anything secret-looking removed from the message.
+AWS_ENDPOINT_URL); ``endpoint_url`` overrides the endpoint for S3-compatible stores.
+
+Transient S3 errors are retried with exponential backoff, as measured against a fault-injecting proxy:
+- botocore retries every request that times out, cannot connect, or gets a 500, 502, 503 or 504 (SlowDown
+  included), up to AWS_MAX_ATTEMPTS attempts (5 in botocore's default "legacy" AWS_RETRY_MODE, 3 in
+  "standard"), all configurable by environment or profile;
+- s3fs then repeats the whole call once more (S3_CALL_ATTEMPTS) after a SlowDown, or after a response
+  body that broke off mid-read, which botocore cannot see. s3fs's own default of 5 multiplied botocore's
+  attempts: a persistent SlowDown took 25 requests and about 40 s to report.
+What still fails becomes a StorageError naming the object (s3://bucket/key), in one line, with anything
+secret-looking removed from the message.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from stedi_etl.errors import StorageError
 
 S3_PROTOCOLS = ("s3", "s3a")
+S3_CALL_ATTEMPTS = 2  # s3fs's retries around botocore's (see above)
 
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ACCESS_KEY_ID")
 _SECRET_PATTERNS = (
@@ -30,12 +41,17 @@ _SECRET_PATTERNS = (
 )
 
 
+# Credentials the AWS chain resolved for an S3 filesystem (from a profile or config file, say), so they are
+# redacted even when no environment variable holds them.
+_RESOLVED_SECRETS: set[str] = set()
+
+
 def redact(message: str) -> str:
-    """Remove credentials (from the environment or shaped like AWS keys and signatures) from a message."""
-    for name in _SECRET_ENV:
-        value = os.environ.get(name)
-        if value and len(value) >= 4:
-            message = message.replace(value, "***")
+    """Remove credentials (from the environment, resolved by the AWS chain, or shaped like AWS keys and
+    signatures) from a message."""
+    values = {os.environ.get(name) for name in _SECRET_ENV} | _RESOLVED_SECRETS
+    for value in sorted((v for v in values if v and len(v) >= 4), key=len, reverse=True):
+        message = message.replace(value, "***")
     for pattern in _SECRET_PATTERNS:
         message = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", message)
     return message
@@ -43,6 +59,102 @@ def redact(message: str) -> str:
 
 def protocol_of(uri: str) -> str:
     return uri.split("://", 1)[0].lower() if "://" in uri else "file"
+
+
+def _aws_environment() -> tuple[tuple[str, str], ...]:
+    """The AWS_* variables: they choose credentials, region, endpoint, profile and retries."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+
+
+@functools.lru_cache(maxsize=8)
+def _s3_filesystem(endpoint_url: str | None, environment: tuple[tuple[str, str], ...], pid: int) -> Any:
+    """One s3fs filesystem per endpoint, AWS environment and process.
+
+    Building a client costs more than a whole small run's requests (service models, credential chain), so
+    the Stores of a process share one; ``environment`` and ``pid`` are in the key so a changed AWS_*
+    variable or a forked child gets a client of its own. Listings are never cached: a run must see its own
+    writes and a server reset between tests.
+    """
+    import s3fs
+    from aiobotocore.session import AioSession
+
+    session = AioSession()
+    options: dict[str, Any] = {
+        "skip_instance_cache": True,
+        "use_listings_cache": False,
+        "session": session,
+        "config_kwargs": _client_defaults(session, endpoint_url),
+    }
+    if endpoint_url:
+        options["endpoint_url"] = endpoint_url
+    fs = s3fs.S3FileSystem(**options)
+    fs.retries = S3_CALL_ATTEMPTS  # a class attribute: the constructor hands unknown options to botocore
+    _remember_credentials(fs)
+    return fs
+
+
+# botocore options stedi-etl chooses where the AWS configuration (environment or profile) leaves them unset.
+_CHECKSUM_OPTIONS = {
+    "request_checksum_calculation": "AWS_REQUEST_CHECKSUM_CALCULATION",
+    "response_checksum_validation": "AWS_RESPONSE_CHECKSUM_VALIDATION",
+}
+
+
+def _client_defaults(session: Any, endpoint_url: str | None) -> dict[str, str]:
+    """Checksums only where an operation requires them, for an endpoint other than AWS's own.
+
+    Since 1.36 botocore adds a CRC32 to every upload and checks one on every download by default; several
+    S3-compatible stores (older MinIO, Ceph, R2) reject those uploads. AWS's own endpoints keep botocore's
+    default, and any setting of the AWS configuration (AWS_REQUEST_CHECKSUM_CALCULATION,
+    AWS_RESPONSE_CHECKSUM_VALIDATION or the profile's) wins.
+    """
+    custom = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if not custom:
+        return {}
+    try:
+        profile = session.get_scoped_config()
+    except Exception:
+        profile = {}  # a missing profile is reported by the first request, naming the object
+    return {
+        option: "when_required"
+        for option, variable in _CHECKSUM_OPTIONS.items()
+        if variable not in os.environ and option not in profile
+    }
+
+
+def _remember_credentials(fs: Any) -> None:
+    """Add the credentials the AWS chain resolves for ``fs`` to what redact() removes (best effort)."""
+    from fsspec.asyn import sync
+
+    async def resolve() -> Any:
+        await fs.set_session()
+        credentials = await fs.session.get_credentials()
+        return None if credentials is None else await credentials.get_frozen_credentials()
+
+    try:
+        frozen = sync(fs.loop, resolve)
+    except Exception:
+        return  # no usable credentials yet: the first request says why, and there is nothing to hide
+    if frozen is not None:
+        _RESOLVED_SECRETS.update(v for v in (frozen.secret_key, frozen.token) if v)
+
+
+def _reason(err: BaseException) -> str:
+    """Why an operation failed, in one line: S3's error code, HTTP status and message where there is one."""
+    for candidate in (err, err.__cause__):
+        response = getattr(candidate, "response", None)
+        if isinstance(response, dict) and isinstance(response.get("Error"), dict):
+            code = str(response["Error"].get("Code") or "")
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            # A HEAD answer has no body, so botocore reports its status as the code.
+            head = f"HTTP {code}" if code.isdigit() else f"{code} (HTTP {status})" if status else code
+            message = str(response["Error"].get("Message") or "")
+            text = f"{head}: {message}" if message else head
+            break
+    else:
+        text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return redact(lines[0] if lines else type(err).__name__)
 
 
 class Store:
@@ -53,19 +165,13 @@ class Store:
 
         self.uri = uri.rstrip("/") or uri
         self.protocol = protocol_of(uri)
-        options: dict[str, Any]
-        if self.protocol in S3_PROTOCOLS:
-            # A fresh client per Store (moto servers are reset between tests; runs must not see stale
-            # listings of their own writes), endpoint override only when asked.
-            options = {"skip_instance_cache": True, "use_listings_cache": False}
-            if endpoint_url:
-                options["endpoint_url"] = endpoint_url
-        elif self.protocol == "file":
-            options = {"auto_mkdir": True}
-        else:
-            options = {}
         try:
-            self.fs, self.root = fsspec.core.url_to_fs(uri, **options)
+            if self.protocol in S3_PROTOCOLS:
+                self.fs = _s3_filesystem(endpoint_url or None, _aws_environment(), os.getpid())
+                self.root = fsspec.core.strip_protocol(uri)
+            else:
+                options = {"auto_mkdir": True} if self.protocol == "file" else {}
+                self.fs, self.root = fsspec.core.url_to_fs(uri, **options)
         except (ImportError, ValueError) as err:
             raise StorageError(f"cannot open {uri}: {redact(str(err))}") from None
         self.root = self.root.rstrip("/") or "/"
@@ -86,17 +192,17 @@ class Store:
     def relative(self, path: str) -> str:
         return path[len(self.root) :].lstrip("/") if path.startswith(self.root) else path
 
-    @contextmanager
+    @contextlib.contextmanager
     def _errors(self, verb: str, path: str) -> Iterator[None]:
         try:
             yield
         except StorageError:
             raise
-        except FileNotFoundError:
-            raise StorageError(f"cannot {verb} {self.url(path)}: not found") from None
-        except Exception as err:
-            reason = redact(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+        except FileNotFoundError as err:
+            reason = "no such bucket" if "bucket" in str(err).lower() else "not found"
             raise StorageError(f"cannot {verb} {self.url(path)}: {reason}") from None
+        except Exception as err:
+            raise StorageError(f"cannot {verb} {self.url(path)}: {_reason(err)}") from None
 
     def exists(self, path: str) -> bool:
         with self._errors("check", path):
@@ -108,23 +214,41 @@ class Store:
 
     def files(self, path: str) -> dict[str, int]:
         """Every file below ``path`` (recursively) with its size; empty when ``path`` does not exist."""
+        # No exists() first: on S3 that is two more requests (HEAD, then a listing) per call.
         with self._errors("list", path):
-            if not self.fs.exists(path):
+            try:
+                found = self.fs.find(path, detail=True)
+            except FileNotFoundError:
                 return {}
-            found = self.fs.find(path, detail=True)
         return {name: int(info.get("size") or 0) for name, info in sorted(found.items())}
 
     def listdir(self, path: str) -> list[str]:
         """The names directly under ``path``; empty when it does not exist."""
         with self._errors("list", path):
-            if not self.fs.exists(path):
+            try:
+                entries = self.fs.ls(path, detail=False)
+            except FileNotFoundError:
                 return []
-            entries = self.fs.ls(path, detail=False)
         return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
+
+    def _read_options(self) -> dict[str, Any]:
+        # s3fs asks for an object's size (a HEAD) before each whole-object GET, only to split objects over
+        # its block size into parallel ranged GETs. One GET per object is faster for landing and lake
+        # files, and read_many already fetches several objects at once.
+        return {"max_concurrency": 1} if self.protocol in S3_PROTOCOLS else {}
 
     def read_bytes(self, path: str) -> bytes:
         with self._errors("read", path):
-            return bytes(self.fs.cat_file(path))
+            return bytes(self.fs.cat_file(path, **self._read_options()))
+
+    def read_if_exists(self, path: str) -> bytes | None:
+        """The content of ``path``, or None where there is no such file (one request, where exists() and
+        read_bytes() take two)."""
+        with self._errors("read", path):
+            try:
+                return bytes(self.fs.cat_file(path, **self._read_options()))
+            except FileNotFoundError:
+                return None
 
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
         """Fetch several files; on S3 the requests run concurrently."""
@@ -132,17 +256,12 @@ class Store:
         if not paths:
             return {}
         with self._errors("read", paths[0] if len(paths) == 1 else self.path()):
-            fetched = self.fs.cat(paths, on_error="return")
-        if not isinstance(fetched, dict):
-            fetched = {paths[0]: fetched}
+            fetched = self.fs.cat_ranges(paths, None, None, on_error="return", **self._read_options())
         result: dict[str, bytes] = {}
-        for path in paths:
-            data = fetched.get(path)
+        for path, data in zip(paths, fetched, strict=True):
             if isinstance(data, BaseException):
                 with self._errors("read", path):
                     raise data
-            if data is None:
-                raise StorageError(f"cannot read {self.url(path)}: not found")
             result[path] = bytes(data)
         return result
 
@@ -153,9 +272,12 @@ class Store:
     def replace(self, path: str, data: bytes) -> None:
         """Replace one small object so a reader sees the old content or the new, never part of either.
 
-        The new content is written beside it and moved over it: a rename on disk, a server-side copy on S3,
-        both of which swap the whole object at once.
+        On S3 a single PUT already swaps the whole object at once. On disk the new content is written
+        beside the file and renamed over it.
         """
+        if self.protocol in S3_PROTOCOLS:
+            self.write_bytes(path, data)
+            return
         temporary = f"{path}.tmp-{uuid.uuid4().hex}"
         self.write_bytes(temporary, data)
         with self._errors("replace", path):
@@ -163,9 +285,8 @@ class Store:
 
     def remove(self, path: str) -> None:
         """Delete a file or a folder with everything in it; a missing path is not an error."""
-        with self._errors("delete", path):
-            if self.fs.exists(path):
-                self.fs.rm(path, recursive=True)
+        with self._errors("delete", path), contextlib.suppress(FileNotFoundError):
+            self.fs.rm(path, recursive=True)
 
     def size(self, path: str) -> int:
         with self._errors("check", path):
@@ -178,3 +299,41 @@ class Store:
         with self._errors("check", path):
             etag = self.fs.info(path).get("ETag")
         return etag.strip('"') if etag else None
+
+    def same_content(self, path: str, data: bytes) -> bool:
+        """Whether ``path`` is a file holding exactly ``data``: the same size, then the same checksum.
+
+        On S3 the ETag is compared with the MD5 of ``data`` (S3 sets it so for a plain upload, and to the
+        MD5 of the parts' MD5s for a multipart one); elsewhere the file's bytes are hashed.
+        """
+        with self._errors("check", path):
+            try:
+                info = self.fs.info(path)
+            except FileNotFoundError:
+                return False
+            if info.get("type") != "file" or int(info.get("size") or 0) != len(data):
+                return False
+            if self.protocol in S3_PROTOCOLS:
+                etag = str(info.get("ETag") or "").strip('"')
+                return bool(etag) and etag in _possible_etags(data, etag)
+            return hashlib.sha256(self.fs.cat_file(path)).digest() == hashlib.sha256(data).digest()
+
+
+# Part sizes of the common multipart uploaders: the AWS CLI and boto3 (8 MiB), s3fs (50 MiB).
+_PART_SIZES = (8 * 2**20, 16 * 2**20, 50 * 2**20, 64 * 2**20, 100 * 2**20)
+
+
+def _possible_etags(data: bytes, etag: str) -> set[str]:
+    """The ETags S3 could give ``data``: its MD5, or for an ETag of N parts, each known part size's."""
+    if "-" not in etag:
+        return {hashlib.md5(data, usedforsecurity=False).hexdigest()}
+    parts = etag.rsplit("-", 1)[1]
+    found = set()
+    for size in _PART_SIZES:
+        if not parts.isdigit() or -(-len(data) // size) != int(parts):
+            continue
+        digests = b"".join(
+            hashlib.md5(data[i : i + size], usedforsecurity=False).digest() for i in range(0, len(data), size)
+        )
+        found.add(f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{parts}")
+    return found

@@ -1,0 +1,449 @@
+"""The lake on S3, against a real S3 HTTP endpoint on loopback (moto's server; tests/s3_fixtures.py).
+
+Every expectation is independent of the code under test: the known stedi-starter counts, the raw landing
+files, or the same pipeline run on local disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from click.testing import CliRunner
+
+from stedi_etl.cli import main
+from stedi_etl.errors import StorageError, UsageError
+from stedi_etl.lake import Lake
+from stedi_etl.land import land_files, place
+from stedi_etl.pipeline import run
+from stedi_etl.storage import Store, redact
+from tests.conftest import REPO
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from tests.s3_fixtures import S3, FaultProxy
+
+# The server, the proxy and their fixtures; imported by pytest first, so its asserts are rewritten.
+pytest_plugins = ["tests.s3_fixtures"]
+
+EXPECTED = {
+    "customer_trusted": 482,
+    "accelerometer_trusted": 40981,
+    "customer_curated": 482,
+    "step_trainer_trusted": 14460,
+    "machine_learning_curated": 40981,
+}
+QUARANTINES = ("customer_quarantine", "accelerometer_quarantine", "step_trainer_quarantine")
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+
+def raw_files(root: Path) -> dict[str, bytes]:
+    """The landing files under ``root``, by path relative to it."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def comparable(frame: pl.DataFrame, landing: str) -> pl.DataFrame:
+    """Sorted rows; a quarantine's source files relative to their landing root, which differs by place."""
+    import polars as pl
+
+    if "sourceFile" in frame.columns:
+        frame = frame.with_columns(pl.col("sourceFile").str.strip_prefix(landing.rstrip("/") + "/"))
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+def lake_tables(lake: str, landing: str, endpoint: str | None = None) -> dict[str, pl.DataFrame]:
+    """Every published table of a lake, as a reader gets it, ready to compare."""
+    the_lake = Lake(Store(lake, endpoint_url=endpoint))
+    return {name: comparable(the_lake.read(name), landing) for name in the_lake.tables()}
+
+
+def lake_versions(lake: str, endpoint: str) -> dict[str, str]:
+    return {
+        name: pointer.version for name, pointer in Lake(Store(lake, endpoint_url=endpoint)).tables().items()
+    }
+
+
+def assert_same_tables(got: dict[str, pl.DataFrame], expected: dict[str, pl.DataFrame]) -> None:
+    assert sorted(got) == sorted(expected)
+    assert {t: got[t].height for t in EXPECTED} == EXPECTED
+    for name, frame in expected.items():
+        assert got[name].schema == frame.schema, name
+        assert got[name].equals(frame), name
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """Run the stedi-etl command line in this process: (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="session")
+def local_tables(starter: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
+    """The stedi-starter lake built on local disk: what every S3 run must equal."""
+    lake = tmp_path_factory.mktemp("local-lake")
+    assert run(str(starter), str(lake)).ok
+    return lake_tables(str(lake), str(starter))
+
+
+@pytest.fixture
+def landed(s3: S3, starter: Path) -> str:
+    """stedi-starter landed into the bucket; its landing URI."""
+    land_files(str(starter), s3.uri("landing"), endpoint_url=s3.endpoint)
+    return s3.uri("landing")
+
+
+# --- placing files (no S3 needed) ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("relative", "dataset", "below"),
+    [
+        ("customer-1691348231425.json", "customer", "customer-1691348231425.json"),
+        ("customer/landing/customer-1691348231425.json", "customer", "customer-1691348231425.json"),
+        ("Customer_Keep-1655293787679.json", "customer", "Customer_Keep-1655293787679.json"),
+        ("exports/step-trainer/2022/06/a.json", "step_trainer", "2022/06/a.json"),
+        ("steptrainer-1.jsonl", "step_trainer", "steptrainer-1.jsonl"),
+        ("step_trainer-1655296678763.json.gz", "step_trainer", "step_trainer-1655296678763.json.gz"),
+        ("accelerometer/landing/sub/x.ndjson", "accelerometer", "sub/x.ndjson"),
+        ("raw/accelerometer/customer-notes.json", None, None),  # folder and name disagree
+        ("customers.json", None, None),  # "customer" inside another word
+        ("nocustomer-1.json", None, None),
+        ("my-customer-1.json", None, None),  # not at the start of the name
+        ("step-1.json", None, None),
+        ("customer/trusted/x.json", None, None),  # already a trusted zone
+        ("customer/landing/readme.md", None, None),  # not JSON
+        ("step_trainer/customer/x.json", None, None),  # two datasets
+    ],
+)
+def test_a_file_is_placed_by_its_folder_or_name(
+    relative: str, dataset: str | None, below: str | None
+) -> None:
+    if dataset is None:
+        with pytest.raises(ValueError, match=r"\w"):
+            place(relative)
+    else:
+        assert place(relative) == (dataset, below)
+
+
+def test_redact_removes_the_environments_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "fake-secret-for-redact-Ab12Cd34"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    message = f"signature for {secret} failed; aws_secret_access_key = other-secret-value"
+    assert secret not in redact(message)
+    assert "other-secret-value" not in redact(message)
+
+
+# --- land ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.s3
+def test_land_uploads_the_raw_files_once_then_skips_them(
+    s3: S3, starter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = raw_files(starter)
+
+    result = land_files(str(starter), s3.uri("landing"), endpoint_url=s3.endpoint)
+
+    assert len(result.uploaded) == len(raw) == 13
+    assert s3.keys("landing/") == {f"landing/{name}": len(data) for name, data in raw.items()}
+    for name, data in raw.items():
+        assert s3.get(f"landing/{name}") == data
+
+    # Again, through the command line, with the endpoint from the AWS chain: nothing to send.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    code, out, _ = cli("land", str(starter), "--landing", s3.uri("landing"), "--json")
+    assert code == 0
+    assert json.loads(out)["uploaded"] == 0
+    assert json.loads(out)["skipped"] == len(raw)
+
+    # Same size, one byte different: the checksum tells, and only that file goes up.
+    source = tmp_path / "source"
+    for name, data in raw.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(data)
+    changed = "customer/landing/customer-1691348231425.json"
+    edited = bytearray(raw[changed])
+    edited[-2] = ord("}") if edited[-2] != ord("}") else ord(" ")
+    (source / changed).write_bytes(bytes(edited))
+    code, out, _ = cli("land", str(source), "--landing", s3.uri("landing"), "--json")
+    assert code == 0
+    assert [f["target"] for f in json.loads(out)["files"] if f["status"] == "uploaded"] == [
+        s3.uri("landing", changed)
+    ]
+    assert s3.get(f"landing/{changed}") == bytes(edited)
+
+
+def test_land_into_a_local_landing_compares_content(starter: Path, tmp_path: Path) -> None:
+    raw = raw_files(starter)
+    landing = tmp_path / "landing"
+
+    code, out, err = cli("land", str(starter), "--landing", str(landing), "--json")
+    assert code == 0, err
+    assert json.loads(out)["uploaded"] == len(raw)
+    assert raw_files(landing) == raw
+
+    source = tmp_path / "source"
+    (source / "customer").mkdir(parents=True)
+    name = "customer-1691348231425.json"
+    data = bytearray(raw[f"customer/landing/{name}"])
+    data[0:1] = b" " if data[0:1] != b" " else b"\n"  # same size, other bytes
+    (source / "customer" / name).write_bytes(bytes(data))
+    result = land_files(str(source), str(landing))
+    assert [f.status for f in result.files] == ["uploaded"]
+    assert (landing / "customer" / "landing" / name).read_bytes() == bytes(data)
+    assert [f.status for f in land_files(str(source), str(landing)).files] == ["skipped"]
+
+
+@pytest.mark.s3
+def test_land_refuses_a_file_it_cannot_place_and_uploads_nothing(
+    s3: S3, starter: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "customer-1691348231425.json").write_bytes(
+        (starter / "customer/landing/customer-1691348231425.json").read_bytes()
+    )
+    (source / "notes.json").write_text('{"a": 1}\n')
+
+    with pytest.raises(UsageError, match=r"notes\.json"):
+        land_files(str(source), s3.uri("landing"), endpoint_url=s3.endpoint)
+    code, out, err = cli(
+        "land", str(source), "--landing", s3.uri("landing"), "--s3-endpoint-url", s3.endpoint
+    )
+
+    assert code == 2
+    assert out == ""
+    assert len(err.splitlines()) == 1
+    assert "notes.json" in err
+    assert s3.keys() == {}
+
+
+@pytest.mark.s3
+def test_land_knows_a_multipart_upload_of_the_same_bytes(s3: S3, tmp_path: Path) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    # Three 8 MiB parts, as the AWS CLI and boto3 upload a file this big: the ETag is not the file's MD5.
+    data = os.urandom(17 * 2**20)
+    (tmp_path / "accelerometer-1.json").write_bytes(data)
+    key = "landing/accelerometer/landing/accelerometer-1.json"
+    parts = TransferConfig(multipart_threshold=8 * 2**20, multipart_chunksize=8 * 2**20)
+    s3.client().upload_file(str(tmp_path / "accelerometer-1.json"), s3.bucket, key, Config=parts)
+    assert s3.client().head_object(Bucket=s3.bucket, Key=key)["ETag"].endswith('-3"')
+
+    result = land_files(str(tmp_path), s3.uri("landing"), endpoint_url=s3.endpoint)
+    assert [f.status for f in result.files] == ["skipped"]
+
+    (tmp_path / "accelerometer-1.json").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    result = land_files(str(tmp_path), s3.uri("landing"), endpoint_url=s3.endpoint)
+    assert [f.status for f in result.files] == ["uploaded"]
+    assert (
+        hashlib.md5(s3.get(key), usedforsecurity=False).digest()
+        != hashlib.md5(data, usedforsecurity=False).digest()
+    )
+
+
+# --- run-all on S3 ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.s3
+def test_run_all_from_s3_to_s3_gives_the_local_runs_tables(
+    s3: S3, landed: str, starter: Path, local_tables: dict[str, pl.DataFrame]
+) -> None:
+    code, out, err = cli(
+        "run-all", "--landing", landed, "--lake", s3.uri("lake"), "--s3-endpoint-url", s3.endpoint
+    )
+
+    assert code == 0, err
+    assert "5/5 tables published" in out
+    assert_same_tables(lake_tables(s3.uri("lake"), landed, s3.endpoint), local_tables)
+    # Each table is one version folder and its pointer; the run has its manifest.
+    keys = s3.keys("lake/")
+    assert sum(k.endswith("/_current.json") for k in keys) == len(EXPECTED) + len(QUARANTINES)
+    assert sum(k.startswith("lake/_runs/") for k in keys) == 1
+
+
+@pytest.mark.s3
+def test_local_landing_to_s3_lake_and_back(
+    s3: S3,
+    starter: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    local_tables: dict[str, pl.DataFrame],
+) -> None:
+    # Local landing -> S3 lake, the endpoint from AWS_ENDPOINT_URL, through the library.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    result = run(str(starter), s3.uri("lake"))
+    assert result.ok
+    assert_same_tables(lake_tables(s3.uri("lake"), str(starter)), local_tables)
+
+    # S3 landing -> local lake, the endpoint from --s3-endpoint-url, through the command line.
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    land_files(str(starter), s3.uri("landing"), endpoint_url=s3.endpoint)
+    lake = tmp_path / "lake"
+    code, _, err = cli(
+        "run-all", "--landing", s3.uri("landing"), "--lake", str(lake), "--s3-endpoint-url", s3.endpoint
+    )
+    assert code == 0, err
+    assert_same_tables(lake_tables(str(lake), s3.uri("landing")), local_tables)
+
+
+# --- an interrupted run -------------------------------------------------------------------------------------
+
+# Runs the pipeline and SIGKILLs its own process right after its Nth new table version is on S3, before any
+# pointer moves: versions 1..N are written, nothing is published.
+KILLING_DRIVER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from stedi_etl import lake, pipeline
+
+    kill_at = int(sys.argv[3])
+    original = lake.Lake.write_version
+    calls = 0
+
+    def write_version(self, *args, **kwargs):
+        global calls
+        calls += 1
+        pointer = original(self, *args, **kwargs)
+        if calls == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return pointer
+
+    lake.Lake.write_version = write_version
+    pipeline.run(sys.argv[1], sys.argv[2])
+    """
+)
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kill_at", [1, 8]
+)  # the first new version written; all eight, just before publishing
+def test_a_killed_s3_run_leaves_every_table_at_its_previous_version(
+    s3: S3, landed: str, kill_at: int, local_tables: dict[str, pl.DataFrame]
+) -> None:
+    lake = s3.uri("lake")
+    assert run(landed, lake, endpoint_url=s3.endpoint).ok
+    before = lake_versions(lake, s3.endpoint)
+    keys_before = set(s3.keys("lake/"))
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLING_DRIVER, landed, lake, str(kill_at)],
+        cwd=REPO,
+        env={**os.environ, "AWS_ENDPOINT_URL": s3.endpoint},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    written = set(s3.keys("lake/")) - keys_before
+    # The dead run's new versions are there, but no reader is pointed at them.
+    assert written
+    assert all("/v-" in key for key in written)
+    assert lake_versions(lake, s3.endpoint) == before
+    assert_same_tables(lake_tables(lake, landed, s3.endpoint), local_tables)
+
+    code, _, err = cli("run-all", "--landing", landed, "--lake", lake, "--s3-endpoint-url", s3.endpoint)
+    assert code == 0, err
+    after = lake_versions(lake, s3.endpoint)
+    assert all(after[table] != version for table, version in before.items())
+    assert not written & set(s3.keys("lake/"))  # the next run cleared the dead run's versions
+    assert_same_tables(lake_tables(lake, landed, s3.endpoint), local_tables)
+
+
+# --- transient and persistent S3 errors ---------------------------------------------------------------------
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize(
+    ("code", "method"),
+    [("SlowDown", None), ("InternalError", "PUT")],  # the run's first requests; its first uploads
+)
+def test_transient_s3_errors_are_retried(
+    s3: S3, landed: str, fault_proxy: FaultProxy, code: str, method: str | None
+) -> None:
+    fault_proxy.fail(2, code, None if method is None else lambda m, _path: m == method)
+
+    exit_code, out, err = cli(
+        "run-all", "--landing", landed, "--lake", s3.uri("lake"), "--s3-endpoint-url", fault_proxy.endpoint
+    )
+
+    assert exit_code == 0, err
+    assert len(fault_proxy.failed) == 2  # the faults did happen, and were retried
+    assert "5/5 tables published" in out
+    the_lake = Lake(Store(s3.uri("lake"), endpoint_url=s3.endpoint))
+    assert {table: the_lake.read(table).height for table in EXPECTED} == EXPECTED
+
+
+FAULTS = {
+    # every upload: the run dies writing its first new version
+    "uploads": ("SlowDown", lambda method, _path: method == "PUT"),
+    # only pointers: every new version is written, the first pointer swap fails
+    "pointers": ("InternalError", lambda method, path: method == "PUT" and "_current.json" in path),
+    # everything: the run dies at its first request, listing the landing zone
+    "everything": ("ServiceUnavailable", lambda _method, _path: True),
+}
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_persistent_s3_error_fails_the_run_cleanly(
+    s3: S3,
+    landed: str,
+    fault_proxy: FaultProxy,
+    fault: str,
+    monkeypatch: pytest.MonkeyPatch,
+    local_tables: dict[str, pl.DataFrame],
+) -> None:
+    lake = s3.uri("lake")
+    assert run(landed, lake, endpoint_url=s3.endpoint).ok
+    before = lake_versions(lake, s3.endpoint)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")  # fail fast: the retries themselves are tested above
+    code, matches = FAULTS[fault]
+    fault_proxy.fail(None, code, matches)
+
+    with pytest.raises(StorageError, match=rf"^cannot \w+ s3://{s3.bucket}/(lake|landing)/\S+: {code}"):
+        run(landed, lake, endpoint_url=fault_proxy.endpoint)
+    command = [
+        "run-all",
+        "--landing",
+        landed,
+        "--lake",
+        lake,
+        "-q",
+        "--s3-endpoint-url",
+        fault_proxy.endpoint,
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "stedi_etl", *command],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: cannot ")
+    assert f"s3://{s3.bucket}/" in lines[0]
+    assert "Traceback" not in done.stderr
+    for secret in (s3.secret, s3.key_id):
+        assert secret not in done.stdout + done.stderr
+    assert lake_versions(lake, s3.endpoint) == before
+    assert_same_tables(lake_tables(lake, landed, s3.endpoint), local_tables)
