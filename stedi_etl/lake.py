@@ -7,11 +7,12 @@ Layout under a lake root (the public starter's):
     <lake>/_quarantine/<dataset>, and <lake>/_runs/<run-id>.json (one manifest per run).
 
 Publishing a table (the same steps on a local disk and on S3):
-1. write the new version's Parquet files into a fresh folder ``<table>/v-<run-id>/``;
-2. replace the one small pointer object ``<table>/_current.json``, which names the version, its files,
-   row count and contract hash (a rename on disk, a single object write on S3: readers see the old
+1. once every table of the run is built and checked, write each new version's Parquet files into a fresh
+   folder ``<table>/v-<run-id>/`` (concurrently on S3);
+2. then replace each table's small pointer object ``<table>/_current.json``, which names the version, its
+   files, row count and contract hash (a rename on disk, a single object write on S3: readers see the old
    pointer or the new one);
-3. after every table of the run is published, delete versions older than the current one.
+3. then delete versions older than the current one, found with one listing of the lake.
 Readers resolve the pointer first and read only the files it names, so they never see a mix or a
 half-written file. A run that dies before step 2 leaves the previous version current; its half-written
 folder is newer than the current version and is left for the next successful run to remove, so a
@@ -24,6 +25,7 @@ import io
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -90,6 +92,14 @@ class Pointer:
             raise LakeError(f"{where} is not a stedi-etl table pointer: {err}") from None
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A table version ready to publish: its pointer and its files' bytes by path."""
+
+    pointer: Pointer
+    files: dict[str, bytes]
+
+
 class Lake:
     """A lake root: where each table lives, how a version is published, and how a reader finds it."""
 
@@ -138,15 +148,14 @@ class Lake:
             return contract.empty_frame()
         return pl.concat(frames, how="vertical")
 
-    def write_version(self, table: str, frame: pl.DataFrame, run_id: str, run: dict[str, Any]) -> Pointer:
-        """Step 1: write ``frame`` as a new, not yet visible version of ``table``."""
+    def stage(self, table: str, frame: pl.DataFrame, run_id: str, run: dict[str, Any]) -> Staged:
+        """A new version of ``table``, serialised in memory; nothing is written until ``publish``."""
         contract = table_contract(table)
         version = f"{VERSION_PREFIX}{run_id}"
         name = f"{version}/part-00000.parquet"
         buffer = io.BytesIO()
         frame.write_parquet(buffer, compression="zstd", statistics=True)
-        self.store.write_bytes(f"{self.table_dir(table)}/{name}", buffer.getvalue())
-        return Pointer(
+        pointer = Pointer(
             table=table,
             version=version,
             files=(name,),
@@ -156,35 +165,43 @@ class Lake:
             written_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
             run=run,
         )
+        return Staged(pointer, {f"{self.table_dir(table)}/{name}": buffer.getvalue()})
 
-    def publish(self, pointer: Pointer) -> None:
-        """Step 2: make a written version the one readers get."""
-        self.store.replace(f"{self.table_dir(pointer.table)}/{POINTER}", pointer.to_json())
+    def publish(self, staged: Sequence[Staged]) -> list[str]:
+        """Steps 1-3 for a run's new versions; returns the superseded folders it removed.
 
-    def prune(self, table: str) -> list[str]:
-        """Step 3: delete versions (and stray pointer temporaries) older than the current version."""
-        directory = self.table_dir(table)
-        names = self.store.listdir(directory)
-        if sum(n.startswith(VERSION_PREFIX) for n in names) <= 1 and not any(
-            n.startswith(f"{POINTER}.tmp-") for n in names
-        ):
-            return []  # one version, the current one: nothing to delete, so no pointer to read (on S3, a GET)
-        pointer = self.pointer(table)
-        if pointer is None:
+        Every version's files are written (concurrently on S3) before any pointer moves, so a run that dies
+        while writing leaves every table at its previous version.
+        """
+        if not staged:
             return []
-        current_run = pointer.version[len(VERSION_PREFIX) :]
-        removed = []
-        for name in names:
-            if name.startswith(VERSION_PREFIX):
-                older = name[len(VERSION_PREFIX) :] < current_run
-            elif name.startswith(f"{POINTER}.tmp-"):
-                older = True
-            else:
-                continue
-            if older:
-                self.store.remove(f"{directory}/{name}")
-                removed.append(name)
-        return removed
+        self.store.write_many({path: data for s in staged for path, data in s.files.items()})
+        self.store.replace_many(
+            {f"{self.table_dir(s.pointer.table)}/{POINTER}": s.pointer.to_json() for s in staged}
+        )
+        return self.prune([s.pointer for s in staged])
+
+    def prune(self, current: Sequence[Pointer]) -> list[str]:
+        """Step 3: delete each table's versions older than ``current`` one, and stray pointer temporaries.
+
+        One listing of the lake finds them all (one request on S3 for a lake of under 1000 files).
+        """
+        # Folders too: a run killed right after creating a version folder leaves it empty on disk.
+        listed = self.store.tree(self.store.path())
+        doomed: set[str] = set()
+        for pointer in current:
+            directory = self.table_dir(pointer.table) + "/"
+            current_run = pointer.version[len(VERSION_PREFIX) :]
+            for path in listed:
+                if not path.startswith(directory):
+                    continue
+                name = path[len(directory) :].split("/", 1)[0]
+                if (
+                    name.startswith(VERSION_PREFIX) and name[len(VERSION_PREFIX) :] < current_run
+                ) or name.startswith(f"{POINTER}.tmp-"):
+                    doomed.add(directory + name)
+        self.store.remove_many(sorted(doomed))
+        return sorted(doomed)
 
     def tables(self) -> dict[str, Pointer]:
         """Every table of the lake that has a published version."""

@@ -114,20 +114,28 @@ class LandingRead:
         return dict(sorted(counts.iter_rows(), key=lambda reason_count: (-reason_count[1], reason_count[0])))
 
 
-def require_landing(store: Store, datasets: Iterable[str]) -> None:
-    """Refuse a landing root without files for a dataset: a mistyped URI must not publish empty tables."""
+def require_landing(store: Store, datasets: Iterable[str]) -> dict[str, dict[str, int]]:
+    """Each dataset's landing files with their sizes; refuses a dataset without any (a mistyped landing URI
+    must not publish empty tables)."""
+    listings = {}
     for dataset in datasets:
-        if not store.files(landing_dir(store, dataset)):
+        listings[dataset] = store.files(landing_dir(store, dataset))
+        if not listings[dataset]:
             where = store.url(landing_dir(store, dataset))
             raise UsageError(f"no landing files for {dataset} under {where}/ (is the landing URI right?)")
+    return listings
 
 
-def read_landing(store: Store, dataset: str) -> LandingRead:
-    """Read every file under ``<root>/<dataset>/landing/`` (recursively) of ``store``."""
+def read_landing(store: Store, dataset: str, listed: dict[str, int] | None = None) -> LandingRead:
+    """Read every file under ``<root>/<dataset>/landing/`` (recursively) of ``store``.
+
+    ``listed`` is the folder's listing where the caller has it already (``require_landing``).
+    """
     started = time.perf_counter()
     contract = landing_contract(dataset)
     directory = landing_dir(store, dataset)
-    listed = store.files(directory)
+    if listed is None:
+        listed = store.files(directory)
     wanted = [p for p in listed if not is_hidden(p[len(directory) :])]
     blobs = store.read_many(wanted)
     sources = [store.url(p) for p in wanted]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from stedi_etl import transforms
 from stedi_etl.contracts import load_contract
 from stedi_etl.errors import UsageError
-from stedi_etl.lake import Lake, Pointer, elapsed, new_run_id, quarantine_table
+from stedi_etl.lake import Lake, Staged, elapsed, new_run_id, quarantine_table
 from stedi_etl.landing import DATASETS, read_landing, require_landing
 from stedi_etl.storage import Store
 from stedi_etl.transforms import MlJoin
@@ -156,8 +156,9 @@ def run(
     """Read the landing zone, build and check every planned table, then publish what passed.
 
     A table that fails its contract is not published and the tables that need it are not built; the
-    independent ones still are. Pointers are swapped only after every table is written, so a run that dies
-    midway leaves every table at its previous version.
+    independent ones still are. Nothing is written until every table is built and checked, and pointers
+    move only after every new version is written, so a run that dies midway leaves every table at its
+    previous version.
     """
     options = options or RunOptions()
     say = progress or (lambda _message: None)
@@ -167,21 +168,21 @@ def run(
         LANDING_INPUTS[i] for i in dict.fromkeys(i for s in steps for i in s.inputs) if i in LANDING_INPUTS
     ]
     landing_store = Store(landing, endpoint_url=endpoint_url)
-    require_landing(landing_store, datasets)
+    listings = require_landing(landing_store, datasets)
     the_lake = Lake(Store(lake, endpoint_url=endpoint_url))
     run_id = new_run_id()
     run_info = {"run_id": run_id, "landing": landing, "options": asdict(options)}
     say(f"run {run_id}: {landing} -> {lake}")
 
     frames: dict[str, pl.DataFrame] = {}
-    staged: list[Pointer] = []
+    staged: list[Staged] = []
     landing_results = []
     for dataset in datasets:
-        read = read_landing(landing_store, dataset)
+        read = read_landing(landing_store, dataset, listings[dataset])
         report = read.report
         if report.ok:
             frames[f"{dataset}_landing"] = read.frame
-        staged.append(the_lake.write_version(quarantine_table(dataset), read.quarantine, run_id, run_info))
+        staged.append(the_lake.stage(quarantine_table(dataset), read.quarantine, run_id, run_info))
         paths: dict[str, int] = {}
         for f in read.files:
             paths[f.path] = paths.get(f.path, 0) + 1
@@ -236,7 +237,7 @@ def run(
             )
             say(f"{step.table}: FAILED its contract: {reason}")
             continue
-        staged.append(the_lake.write_version(step.table, frame, run_id, run_info))
+        staged.append(the_lake.stage(step.table, frame, run_id, run_info))
         frames[step.table] = frame
         results.append(
             TableResult(
@@ -254,10 +255,7 @@ def run(
         say(f"{step.table}: {frame.height} rows ({elapsed(step_started):.2f}s)")
 
     publish_started = time.perf_counter()
-    for pointer in staged:
-        the_lake.publish(pointer)
-    for pointer in staged:
-        the_lake.prune(pointer.table)
+    the_lake.publish(staged)
     result = RunResult(
         run_id,
         landing,

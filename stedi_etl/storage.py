@@ -23,13 +23,15 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from stedi_etl.errors import StorageError
 
 S3_PROTOCOLS = ("s3", "s3a")
 S3_CALL_ATTEMPTS = 2  # s3fs's retries around botocore's (see above)
+_CONCURRENT_WRITES = 16
 
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ACCESS_KEY_ID")
 _SECRET_PATTERNS = (
@@ -222,14 +224,13 @@ class Store:
                 return {}
         return {name: int(info.get("size") or 0) for name, info in sorted(found.items())}
 
-    def listdir(self, path: str) -> list[str]:
-        """The names directly under ``path``; empty when it does not exist."""
+    def tree(self, path: str) -> list[str]:
+        """Every file and folder below ``path`` (empty folders too, where the filesystem has them)."""
         with self._errors("list", path):
             try:
-                entries = self.fs.ls(path, detail=False)
+                return sorted(self.fs.find(path, withdirs=True))
             except FileNotFoundError:
                 return []
-        return sorted(e.rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
     def _read_options(self) -> dict[str, Any]:
         # s3fs asks for an object's size (a HEAD) before each whole-object GET, only to split objects over
@@ -265,6 +266,24 @@ class Store:
             result[path] = bytes(data)
         return result
 
+    def write_many(self, files: Mapping[str, bytes]) -> None:
+        """Write several files at once: on S3 the uploads overlap, as the reads of read_many do."""
+        self._each(self.write_bytes, files)
+
+    def replace_many(self, files: Mapping[str, bytes]) -> None:
+        """``replace`` several small objects; each swaps whole, independently of the others."""
+        self._each(self.replace, files)
+
+    def _each(self, operation: Callable[[str, bytes], None], files: Mapping[str, bytes]) -> None:
+        # Threads, not the filesystem's batch calls: each operation keeps its own error, naming its object.
+        if len(files) <= 1:
+            for path, data in files.items():
+                operation(path, data)
+            return
+        with ThreadPoolExecutor(max_workers=min(_CONCURRENT_WRITES, len(files))) as pool:
+            for done in [pool.submit(operation, path, data) for path, data in files.items()]:
+                done.result()
+
     def write_bytes(self, path: str, data: bytes) -> None:
         with self._errors("write", path):
             self.fs.pipe_file(path, data)
@@ -283,22 +302,15 @@ class Store:
         with self._errors("replace", path):
             self.fs.mv(temporary, path)
 
-    def remove(self, path: str) -> None:
-        """Delete a file or a folder with everything in it; a missing path is not an error."""
-        with self._errors("delete", path), contextlib.suppress(FileNotFoundError):
-            self.fs.rm(path, recursive=True)
-
-    def size(self, path: str) -> int:
-        with self._errors("check", path):
-            return int(self.fs.size(path))
-
-    def checksum(self, path: str) -> str | None:
-        """The store's own content hash (the S3 ETag), or None where the filesystem keeps none."""
-        if self.protocol not in S3_PROTOCOLS:
-            return None
-        with self._errors("check", path):
-            etag = self.fs.info(path).get("ETag")
-        return etag.strip('"') if etag else None
+    def remove_many(self, paths: list[str]) -> None:
+        """Delete files and folders (one batched request per 1000 objects on S3); missing ones are fine."""
+        if not paths:
+            return
+        with (
+            self._errors("delete", paths[0] if len(paths) == 1 else self.path()),
+            contextlib.suppress(FileNotFoundError),
+        ):
+            self.fs.rm(paths, recursive=True)
 
     def same_content(self, path: str, data: bytes) -> bool:
         """Whether ``path`` is a file holding exactly ``data``: the same size, then the same checksum.

@@ -312,11 +312,11 @@ def validate_landing(uri: str, *, endpoint_url: str | None = None) -> Validation
     from stedi_etl.storage import Store
 
     store = Store(uri, endpoint_url=endpoint_url)
-    require_landing(store, DATASETS)
+    listings = require_landing(store, DATASETS)
     reports = []
     quarantined = {}
     for dataset in DATASETS:
-        read = read_landing(store, dataset)
+        read = read_landing(store, dataset, listings[dataset])
         reports.append(replace(read.report, source=store.url(store.path(dataset, "landing"))))
         quarantined[dataset] = read.quarantined_by_reason()
     return ValidationResult(tuple(reports), quarantined)

@@ -300,26 +300,28 @@ def test_local_landing_to_s3_lake_and_back(
 
 # --- an interrupted run -------------------------------------------------------------------------------------
 
-# Runs the pipeline and SIGKILLs its own process right after its Nth new table version is on S3, before any
-# pointer moves: versions 1..N are written, nothing is published.
+# Runs the pipeline and SIGKILLs its own process right after its Nth upload is on S3. The run uploads its
+# eight new versions before it moves any pointer, so with N <= 8 versions 1..N are written, nothing published.
 KILLING_DRIVER = textwrap.dedent(
     """
-    import os, signal, sys
-    from stedi_etl import lake, pipeline
+    import os, signal, sys, threading
+    from stedi_etl import pipeline
+    from stedi_etl.storage import Store
 
     kill_at = int(sys.argv[3])
-    original = lake.Lake.write_version
+    original = Store.write_bytes
+    lock = threading.Lock()
     calls = 0
 
-    def write_version(self, *args, **kwargs):
+    def write_bytes(self, path, data):
         global calls
-        calls += 1
-        pointer = original(self, *args, **kwargs)
-        if calls == kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return pointer
+        original(self, path, data)
+        with lock:
+            calls += 1
+            if calls == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
 
-    lake.Lake.write_version = write_version
+    Store.write_bytes = write_bytes
     pipeline.run(sys.argv[1], sys.argv[2])
     """
 )

@@ -165,11 +165,8 @@ def test_lake_validation_checks_every_table_and_the_rules_between_them(starter: 
     lake = Lake(Store(str(tmp_path)))
     readings = lake.read("accelerometer_trusted")
     leaked = readings.head(1).with_columns(pl.lit("no.consent@test.com").alias("user"))
-    lake.publish(
-        lake.write_version(
-            "accelerometer_trusted", pl.concat([readings, leaked]), "29990101T000000000Z-000000", {}
-        )
-    )
+    tampered = pl.concat([readings, leaked])
+    lake.publish([lake.stage("accelerometer_trusted", tampered, "29990101T000000000Z-000000", {})])
 
     result = validate_lake(str(tmp_path))
     failed = {(r.table, f.check) for r in result.reports for f in r.errors}
