@@ -188,20 +188,21 @@ class Lake:
         """
         # Folders too: a run killed right after creating a version folder leaves it empty on disk.
         listed = self.store.tree(self.store.path())
-        doomed: set[str] = set()
+        doomed: dict[str, bool] = {}  # path -> is a folder
+        removed: set[str] = set()  # the superseded versions and temporaries, as named in the table folder
         for pointer in current:
             directory = self.table_dir(pointer.table) + "/"
             current_run = pointer.version[len(VERSION_PREFIX) :]
-            for path in listed:
+            for path, is_folder in listed.items():
                 if not path.startswith(directory):
                     continue
                 name = path[len(directory) :].split("/", 1)[0]
-                if (
-                    name.startswith(VERSION_PREFIX) and name[len(VERSION_PREFIX) :] < current_run
-                ) or name.startswith(f"{POINTER}.tmp-"):
-                    doomed.add(directory + name)
-        self.store.remove_many(sorted(doomed))
-        return sorted(doomed)
+                superseded = name.startswith(VERSION_PREFIX) and name[len(VERSION_PREFIX) :] < current_run
+                if superseded or name.startswith(f"{POINTER}.tmp-"):
+                    doomed[path] = is_folder
+                    removed.add(directory + name)
+        self.store.remove_many([p for p, d in doomed.items() if not d], [p for p, d in doomed.items() if d])
+        return sorted(removed)
 
     def tables(self) -> dict[str, Pointer]:
         """Every table of the lake that has a published version."""

@@ -23,7 +23,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -224,13 +224,14 @@ class Store:
                 return {}
         return {name: int(info.get("size") or 0) for name, info in sorted(found.items())}
 
-    def tree(self, path: str) -> list[str]:
-        """Every file and folder below ``path`` (empty folders too, where the filesystem has them)."""
+    def tree(self, path: str) -> dict[str, bool]:
+        """Every file and folder below ``path`` -> whether it is a folder (empty folders too, on disk)."""
         with self._errors("list", path):
             try:
-                return sorted(self.fs.find(path, withdirs=True))
+                found = self.fs.find(path, withdirs=True, detail=True)
             except FileNotFoundError:
-                return []
+                return {}
+        return {name: info.get("type") == "directory" for name, info in sorted(found.items())}
 
     def _read_options(self) -> dict[str, Any]:
         # s3fs asks for an object's size (a HEAD) before each whole-object GET, only to split objects over
@@ -302,15 +303,21 @@ class Store:
         with self._errors("replace", path):
             self.fs.mv(temporary, path)
 
-    def remove_many(self, paths: list[str]) -> None:
-        """Delete files and folders (one batched request per 1000 objects on S3); missing ones are fine."""
-        if not paths:
+    def remove_many(self, files: Sequence[str], folders: Sequence[str] = ()) -> None:
+        """Delete exact files (batched, 1000 to a request on S3), then the emptied ``folders``.
+
+        Folders exist only on disk; on S3 a "folder" is a prefix and goes with its last object. Naming every
+        file spares S3 the listing a recursive delete makes per folder.
+        """
+        if files:
+            where = files[0] if len(files) == 1 else self.path()
+            with self._errors("delete", where), contextlib.suppress(FileNotFoundError):
+                self.fs.rm(list(files))
+        if self.protocol in S3_PROTOCOLS:
             return
-        with (
-            self._errors("delete", paths[0] if len(paths) == 1 else self.path()),
-            contextlib.suppress(FileNotFoundError),
-        ):
-            self.fs.rm(paths, recursive=True)
+        for folder in sorted(folders, key=len, reverse=True):  # the deepest first
+            with self._errors("delete", folder), contextlib.suppress(FileNotFoundError, OSError):
+                self.fs.rmdir(folder)
 
     def same_content(self, path: str, data: bytes) -> bool:
         """Whether ``path`` is a file holding exactly ``data``: the same size, then the same checksum.
