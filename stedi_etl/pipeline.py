@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -183,22 +184,20 @@ def run(
         if report.ok:
             frames[f"{dataset}_landing"] = read.frame
         staged.append(the_lake.stage(quarantine_table(dataset), read.quarantine, run_id, run_info))
-        paths: dict[str, int] = {}
-        for f in read.files:
-            paths[f.path] = paths.get(f.path, 0) + 1
-        summary = LandingSummary(
-            dataset,
-            len(read.files),
-            read.bytes,
-            read.rows,
-            read.quarantined,
-            read.quarantined_by_reason(),
-            paths,
-            round(read.seconds, 4),
-            report.errors,
-            report.warnings,
+        landing_results.append(
+            LandingSummary(
+                dataset,
+                files=len(read.files),
+                bytes=read.bytes,
+                rows=read.rows,
+                quarantined=read.quarantined,
+                quarantined_by_reason=read.quarantined_by_reason(),
+                read_paths=dict(Counter(f.path for f in read.files)),
+                seconds=round(read.seconds, 4),
+                errors=report.errors,
+                warnings=report.warnings,
+            )
         )
-        landing_results.append(summary)
         say(
             f"landing {dataset}: {read.rows} rows from {len(read.files)} files, "
             f"{read.quarantined} quarantined ({read.seconds:.2f}s)"
@@ -220,42 +219,28 @@ def run(
         report = check_frame(
             frame, contract, related={i: frames[i] for i in step.inputs}, waive=options.waived(step.table)
         )
+        outcome = TableResult(
+            step.table,
+            contract.zone,
+            "published" if report.ok else "failed",
+            rows=frame.height,
+            seconds=elapsed(step_started),
+            location=location,
+            reason=None if report.ok else "; ".join(f.line() for f in report.errors),
+            errors=report.errors,
+            warnings=report.warnings,
+        )
+        results.append(outcome)
         if not report.ok:
-            reason = "; ".join(f.line() for f in report.errors)
-            results.append(
-                TableResult(
-                    step.table,
-                    contract.zone,
-                    "failed",
-                    frame.height,
-                    elapsed(step_started),
-                    location,
-                    reason,
-                    report.errors,
-                    report.warnings,
-                )
-            )
-            say(f"{step.table}: FAILED its contract: {reason}")
+            say(f"{step.table}: FAILED its contract: {outcome.reason}")
             continue
         staged.append(the_lake.stage(step.table, frame, run_id, run_info))
         frames[step.table] = frame
-        results.append(
-            TableResult(
-                step.table,
-                contract.zone,
-                "published",
-                frame.height,
-                elapsed(step_started),
-                location,
-                None,
-                (),
-                report.warnings,
-            )
-        )
-        say(f"{step.table}: {frame.height} rows ({elapsed(step_started):.2f}s)")
+        say(f"{step.table}: {frame.height} rows ({outcome.seconds:.2f}s)")
 
     publish_started = time.perf_counter()
     the_lake.publish(staged)
+    say(f"published {len(staged)} versions ({elapsed(publish_started):.2f}s)")
     result = RunResult(
         run_id,
         landing,
