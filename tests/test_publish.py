@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,7 +10,7 @@ import pytest
 from stedi_etl import pipeline
 from stedi_etl.lake import POINTER, Lake, new_run_id
 from stedi_etl.storage import Store
-from tests.conftest import REPO
+from tests.killing import killed_run
 
 STARTER = {
     "customer_trusted": 482,
@@ -32,36 +29,6 @@ STEDI_2022 = {
 TABLES = list(STARTER)
 QUARANTINES = ["customer_quarantine", "accelerometer_quarantine", "step_trainer_quarantine"]
 
-# Runs the pipeline and SIGKILLs its own process in the middle of its Nth write: half the bytes are on disk.
-DRIVER = textwrap.dedent(
-    """
-    import os, signal, sys, threading
-    from stedi_etl import pipeline
-    from stedi_etl.storage import Store
-
-    kill_at = int(sys.argv[3])
-    original = Store.write_bytes
-    lock = threading.Lock()
-    calls = 0
-
-    def dying_write(self, path, data):
-        global calls
-        with lock:
-            calls += 1
-            dying = calls == kill_at
-        if dying:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as half:
-                half.write(data[: len(data) // 2])
-                half.flush()
-            os.kill(os.getpid(), signal.SIGKILL)
-        return original(self, path, data)
-
-    Store.write_bytes = dying_write
-    pipeline.run(sys.argv[1], sys.argv[2])
-    """
-)
-
 
 def versions(lake: Path) -> dict[str, str]:
     the_lake = Lake(Store(str(lake)))
@@ -73,18 +40,6 @@ def readable_counts(lake: Path) -> dict[str, int]:
     return {table: the_lake.read(table).height for table in TABLES}
 
 
-def killed_run(landing: Path, lake: Path, kill_at: int) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(landing), str(lake), str(kill_at)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == -9, done.stderr  # it really died of SIGKILL, mid-write
-
-
 # Writes of a run: 8 new versions (3 quarantines, 5 tables), then 8 pointer temporaries, then the manifest.
 @pytest.mark.parametrize("kill_at", [1, 4, 8])
 def test_a_run_killed_while_writing_leaves_every_table_at_its_previous_version(
@@ -93,7 +48,7 @@ def test_a_run_killed_while_writing_leaves_every_table_at_its_previous_version(
     pipeline.run(str(starter), str(tmp_path))
     before = versions(tmp_path)
 
-    killed_run(stedi_2022, tmp_path, kill_at)
+    killed_run(str(stedi_2022), str(tmp_path), kill_at, half_written=True)
 
     assert versions(tmp_path) == before
     assert readable_counts(tmp_path) == STARTER
@@ -115,7 +70,7 @@ def test_a_run_killed_while_swapping_pointers_leaves_each_table_whole(
     """Dying after some pointers moved gives a lake of two runs, but never a half-read table."""
     pipeline.run(str(starter), str(tmp_path))
     before = versions(tmp_path)
-    killed_run(stedi_2022, tmp_path, kill_at)
+    killed_run(str(stedi_2022), str(tmp_path), kill_at, half_written=True)
     now = versions(tmp_path)
     counts = readable_counts(tmp_path)
     for table in TABLES:

@@ -9,10 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +24,7 @@ from stedi_etl.land import land_files, place
 from stedi_etl.pipeline import run
 from stedi_etl.storage import Store, redact
 from tests.conftest import REPO
+from tests.killing import killed_run
 
 if TYPE_CHECKING:
     import polars as pl
@@ -300,32 +299,6 @@ def test_local_landing_to_s3_lake_and_back(
 
 # --- an interrupted run -------------------------------------------------------------------------------------
 
-# Runs the pipeline and SIGKILLs its own process right after its Nth upload is on S3. The run uploads its
-# eight new versions before it moves any pointer, so with N <= 8 versions 1..N are written, nothing published.
-KILLING_DRIVER = textwrap.dedent(
-    """
-    import os, signal, sys, threading
-    from stedi_etl import pipeline
-    from stedi_etl.storage import Store
-
-    kill_at = int(sys.argv[3])
-    original = Store.write_bytes
-    lock = threading.Lock()
-    calls = 0
-
-    def write_bytes(self, path, data):
-        global calls
-        original(self, path, data)
-        with lock:
-            calls += 1
-            if calls == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    Store.write_bytes = write_bytes
-    pipeline.run(sys.argv[1], sys.argv[2])
-    """
-)
-
 
 @pytest.mark.s3
 @pytest.mark.slow
@@ -340,17 +313,10 @@ def test_a_killed_s3_run_leaves_every_table_at_its_previous_version(
     before = lake_versions(lake, s3.endpoint)
     keys_before = set(s3.keys("lake/"))
 
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLING_DRIVER, landed, lake, str(kill_at)],
-        cwd=REPO,
-        env={**os.environ, "AWS_ENDPOINT_URL": s3.endpoint},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    # The run uploads its eight new versions before it moves any pointer: killed right after its Nth upload
+    # (N <= 8), versions 1..N are on S3 and nothing is published.
+    killed_run(landed, lake, kill_at, half_written=False, env={"AWS_ENDPOINT_URL": s3.endpoint})
 
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
     written = set(s3.keys("lake/")) - keys_before
     # The dead run's new versions are there, but no reader is pointed at them.
     assert written
