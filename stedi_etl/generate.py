@@ -20,33 +20,25 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
+from stedi_etl.contracts import load_contract
 from stedi_etl.errors import UsageError
 from stedi_etl.lake import landing_dir
-from stedi_etl.landing import is_hidden
+from stedi_etl.landing import DATASETS, Reason, is_hidden
 from stedi_etl.storage import Store
 
 # 2022-06-18, when the STEDI releases were recorded; a constant so no output depends on the clock.
 BASE_MS = 1_655_564_000_000
 DAY_MS = 86_400_000
 
-DATASETS = ("customer", "accelerometer", "step_trainer")
-REASONS = ("invalid_json", "not_an_object", "missing_required", "bad_value", "check_failed")
+REASONS: tuple[str, ...] = get_args(Reason)
 
-CUSTOMER_KEYS = (
-    "customerName",
-    "email",
-    "phone",
-    "birthDay",
-    "serialNumber",
-    "registrationDate",
-    "lastUpdateDate",
-    "shareWithResearchAsOfDate",
-    "shareWithPublicAsOfDate",
-    "shareWithFriendsAsOfDate",
+# A customer row in the contract's column order, so the generator never restates the columns.
+CUSTOMER_KEYS = load_contract("customer_landing").column_names
+EMAIL, SERIAL, RESEARCH = (
+    CUSTOMER_KEYS.index(k) for k in ("email", "serialNumber", "shareWithResearchAsOfDate")
 )
-EMAIL, SERIAL, RESEARCH = 1, 4, 7  # positions in a customer row (CUSTOMER_KEYS order)
 
 FIRST_NAMES = (
     "Santosh", "Ben", "Craig", "Ashley", "Frank", "Trevor", "Christina", "Larry", "Angie", "Sarah",

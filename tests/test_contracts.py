@@ -187,3 +187,12 @@ def test_the_built_wheel_carries_the_contracts_and_sample_data(tmp_path: Path) -
     assert Path(where) == tmp_path / "installed" / "stedi_etl" / "_contracts"
     assert int(count) == len(TABLES) + 1
     assert Path(sample) == tmp_path / "installed" / "stedi_etl" / "_sample"
+
+
+def test_the_quarantine_contract_knows_every_reason_the_reader_gives() -> None:
+    from typing import get_args
+
+    from stedi_etl.landing import Reason
+
+    (rule,) = [r for r in load_contract("quarantine").rules if r.column == "reason"]
+    assert set(rule.valid_values) == set(get_args(Reason))
