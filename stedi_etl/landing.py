@@ -315,7 +315,7 @@ def _pieces(text: str) -> Iterator[_Piece]:
             continue
         try:
             value, end = _DECODER.raw_decode(text, position)
-            if not in_array and "\n" in text[position:end] and not _ENDS_LINE.match(text, end):
+            if not in_array and text.find("\n", position, end) >= 0 and not _ENDS_LINE.match(text, end):
                 # Outside an array a record spanning lines must end its last line; otherwise a torn line
                 # has fused with the start of the next ("{" then "}{" reads as "{}" and a stray "{").
                 raise ValueError("a record spanning lines runs into the next record")

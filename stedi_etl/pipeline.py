@@ -180,10 +180,13 @@ def run(
     landing_results = []
     for dataset in datasets:
         read = read_landing(landing_store, dataset, listings[dataset])
-        report = read.report
+        quarantine = check_frame(
+            read.quarantine, load_contract("quarantine"), table=quarantine_table(dataset)
+        )
+        report = replace(read.report, errors=read.report.errors + quarantine.errors)
         if report.ok:
             frames[f"{dataset}_landing"] = read.frame
-        staged.append(the_lake.stage(quarantine_table(dataset), read.quarantine, run_id, run_info))
+            staged.append(the_lake.stage(quarantine_table(dataset), read.quarantine, run_id, run_info))
         landing_results.append(
             LandingSummary(
                 dataset,
