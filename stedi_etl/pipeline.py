@@ -183,10 +183,12 @@ def run(
         quarantine = check_frame(
             read.quarantine, load_contract("quarantine"), table=quarantine_table(dataset)
         )
+        if quarantine.ok:
+            staged.append(the_lake.stage(quarantine_table(dataset), read.quarantine, run_id, run_info))
+        # Records that can't be accounted for in a published quarantine must not feed the lake either.
         report = replace(read.report, errors=read.report.errors + quarantine.errors)
         if report.ok:
             frames[f"{dataset}_landing"] = read.frame
-            staged.append(the_lake.stage(quarantine_table(dataset), read.quarantine, run_id, run_info))
         landing_results.append(
             LandingSummary(
                 dataset,
