@@ -89,10 +89,6 @@ class Contract:
         return tuple(c.name for c in self.columns if c.primary_key)
 
     @property
-    def required_columns(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns if c.required)
-
-    @property
     def personal_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.personal)
 
