@@ -12,12 +12,11 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from stedi_etl import __version__
+from stedi_etl import __version__, bundled
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,12 +25,7 @@ DEFAULT_LAKE = "./lake"
 
 def _sample_landing() -> str:
     """The sample landing data: packaged with an installed wheel, or fixtures/sample in the source tree."""
-    from importlib import resources
-
-    packaged = resources.files("stedi_etl") / "_sample"
-    if packaged.is_dir():
-        return str(packaged)
-    return str(Path(__file__).resolve().parent.parent / "fixtures" / "sample")
+    return str(bundled("_sample", "fixtures/sample"))
 
 
 def _fail(message: str, code: int) -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from stedi_etl import bundled
 from stedi_etl.errors import ContractError, UsageError
 
 if TYPE_CHECKING:
@@ -26,10 +26,6 @@ RuleKind = Literal["duplicates", "finite", "valid_values", "pattern", "sql"]
 LOGICAL_TYPES = ("string", "integer", "number", "boolean")
 MASK = "***"  # how a value of a personal-data column is shown in reports, rejects and logs
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-# Where contracts live: inside the installed wheel, or in the source tree for an editable install.
-_PACKAGED = "_contracts"
-_SOURCE_TREE = Path(__file__).resolve().parent.parent / "contracts"
 
 
 @dataclass(frozen=True)
@@ -203,10 +199,7 @@ def range_text(column: Column) -> str:
 
 def contracts_dir() -> Path:
     """The folder holding the contract files of this installation."""
-    packaged = resources.files("stedi_etl") / _PACKAGED
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return _SOURCE_TREE
+    return bundled("_contracts", "contracts")
 
 
 def contract_names(directory: Path | None = None) -> tuple[str, ...]:
