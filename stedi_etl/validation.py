@@ -284,8 +284,17 @@ def _sql_failure(
         value = context.execute(rule.query).collect().item()
     except Exception as err:
         missing = [name for name in _referenced(rule.query) if name not in tables]
-        reason = f"needs {', '.join(missing)}" if missing else f"could not run: {str(err).splitlines()[0]}"
-        return CheckFailure(table, rule.name, "warning", None, f"not checked ({reason}): {rule.description}")
+        if missing:  # checking one file alone: the tables it relates to are elsewhere
+            return CheckFailure(
+                table,
+                rule.name,
+                "warning",
+                None,
+                f"not checked (needs {', '.join(missing)}): {rule.description}",
+            )
+        # With every table at hand a rule that cannot run fails as it would if it had found rows: a consent
+        # rule must never pass by not running.
+        return CheckFailure(table, rule.name, severity, None, f"could not run ({str(err).splitlines()[0]})")
     if value == 0:
         return None
     return CheckFailure(table, rule.name, severity, int(value), rule.description)

@@ -198,3 +198,35 @@ def test_usage_errors_exit_2_with_one_line(args: tuple[str, ...], message: str) 
 def test_the_library_raises_usage_errors_the_cli_turns_into_exit_2() -> None:
     with pytest.raises(UsageError, match="unknown contract"):
         validate_paths("no_such_table", ("x",))
+
+
+def test_a_sql_rule_that_cannot_run_fails_rather_than_passes() -> None:
+    """A consent rule must never pass by not running; one needing a table checked alone is only skipped."""
+    from stedi_etl.contracts import parse_contract
+    from stedi_etl.validation import check_frame
+
+    contract = parse_contract(
+        b"""
+apiVersion: v3.1.0
+kind: DataContract
+name: t
+customProperties: [{property: dataset, value: d}, {property: zone, value: z}]
+schema:
+  - name: t
+    dataGranularityDescription: One row per thing.
+    quality:
+      - {name: broken, type: sql, query: "SELECT COUNT(*) FROM t WHERE no_such_column = 1", mustBe: 0}
+      - name: elsewhere
+        type: sql
+        query: "SELECT COUNT(*) FROM t WHERE a NOT IN (SELECT a FROM u)"
+        mustBe: 0
+    properties:
+      - {name: a, logicalType: integer, classification: internal}
+""",
+        "t.yaml",
+    )
+    report = check_frame(pl.DataFrame({"a": [1]}), contract)
+    assert [(f.check, f.severity) for f in report.errors] == [("broken", "error")]
+    assert [(f.check, f.severity) for f in report.warnings] == [("elsewhere", "warning")]
+    with_u = check_frame(pl.DataFrame({"a": [1]}), contract, related={"u": pl.DataFrame({"a": [1]})})
+    assert [f.check for f in with_u.errors] == ["broken"] and with_u.warnings == ()
