@@ -38,3 +38,17 @@ def write_landing(root: Path, dataset: str, name: str, content: str | bytes) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content.encode() if isinstance(content, str) else content)
     return path
+
+
+# The smallest contract the loader accepts: one table "t" with one integer column "a".
+MINIMAL_CONTRACT = """
+apiVersion: v3.1.0
+kind: DataContract
+name: t
+customProperties: [{property: dataset, value: d}, {property: zone, value: z}]
+schema:
+  - name: t
+    dataGranularityDescription: One row per thing.
+    properties:
+      - {name: a, logicalType: integer, classification: internal}
+"""

@@ -16,7 +16,7 @@ import yaml
 from stedi_etl.contracts import contract_names, load_contract, parse_contract
 from stedi_etl.errors import ContractError
 from stedi_etl.pipeline import STEPS
-from tests.conftest import REPO
+from tests.conftest import MINIMAL_CONTRACT, REPO
 
 TABLES = {
     "customer_landing",
@@ -94,17 +94,7 @@ def test_keys_come_from_primary_key_flags() -> None:
     assert load_contract("step_trainer_trusted").key_columns == ("sensorReadingTime", "serialNumber")
 
 
-BASE = """
-apiVersion: v3.1.0
-kind: DataContract
-name: t
-customProperties: [{property: dataset, value: d}, {property: zone, value: z}]
-schema:
-  - name: t
-    dataGranularityDescription: One row per thing.
-    properties:
-      - {name: a, logicalType: integer, classification: internal}
-"""
+BASE = MINIMAL_CONTRACT
 
 
 @pytest.mark.parametrize(

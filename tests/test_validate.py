@@ -15,7 +15,7 @@ from stedi_etl.errors import UsageError
 from stedi_etl.lake import Lake
 from stedi_etl.storage import Store
 from stedi_etl.validation import validate_lake, validate_landing, validate_paths
-from tests.conftest import write_landing
+from tests.conftest import MINIMAL_CONTRACT, write_landing
 
 T0 = 1655564444103
 GOOD_READINGS = {
@@ -205,26 +205,14 @@ def test_a_sql_rule_that_cannot_run_fails_rather_than_passes() -> None:
     from stedi_etl.contracts import parse_contract
     from stedi_etl.validation import check_frame
 
-    contract = parse_contract(
-        b"""
-apiVersion: v3.1.0
-kind: DataContract
-name: t
-customProperties: [{property: dataset, value: d}, {property: zone, value: z}]
-schema:
-  - name: t
-    dataGranularityDescription: One row per thing.
-    quality:
+    quality = """    quality:
       - {name: broken, type: sql, query: "SELECT COUNT(*) FROM t WHERE no_such_column = 1", mustBe: 0}
       - name: elsewhere
         type: sql
         query: "SELECT COUNT(*) FROM t WHERE a NOT IN (SELECT a FROM u)"
         mustBe: 0
-    properties:
-      - {name: a, logicalType: integer, classification: internal}
-""",
-        "t.yaml",
-    )
+    properties:"""
+    contract = parse_contract(MINIMAL_CONTRACT.replace("    properties:", quality).encode(), "t.yaml")
     report = check_frame(pl.DataFrame({"a": [1]}), contract)
     assert [(f.check, f.severity) for f in report.errors] == [("broken", "error")]
     assert [(f.check, f.severity) for f in report.warnings] == [("elsewhere", "warning")]
