@@ -376,8 +376,9 @@ def _validate_path(contract: Contract, uri: str, endpoint_url: str | None) -> Va
         raise UsageError(f"no such file or folder: {uri}")
     if store.isdir(root):
         pointer_path = store.path(POINTER)
-        if store.exists(pointer_path):
-            pointer = Pointer.from_json(store.read_bytes(pointer_path), store.url(pointer_path))
+        pointer_json = store.read_if_exists(pointer_path)
+        if pointer_json is not None:
+            pointer = Pointer.from_json(pointer_json, store.url(pointer_path))
             files = [store.path(name) for name in pointer.files]
         else:
             files = [p for p in store.files(root) if not is_hidden(store.relative(p))]

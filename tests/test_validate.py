@@ -218,3 +218,12 @@ def test_a_sql_rule_that_cannot_run_fails_rather_than_passes() -> None:
     assert [(f.check, f.severity) for f in report.warnings] == [("elsewhere", "warning")]
     with_u = check_frame(pl.DataFrame({"a": [1]}), contract, related={"u": pl.DataFrame({"a": [1]})})
     assert [f.check for f in with_u.errors] == ["broken"] and with_u.warnings == ()
+
+
+def test_a_lake_table_folder_is_checked_at_its_current_version_only(starter: Path, tmp_path: Path) -> None:
+    pipeline.run(str(starter), str(tmp_path))
+    stale = tmp_path / "customer" / "trusted" / "v-20000101T000000000Z-000000"
+    stale.mkdir()
+    pl.DataFrame({"email": [None]}).write_parquet(stale / "part-00000.parquet")  # would break the contract
+    (report,) = validate_paths("customer_trusted", (str(tmp_path / "customer" / "trusted"),)).reports
+    assert (report.ok, report.rows) == (True, 482)
