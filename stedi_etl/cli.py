@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -86,6 +87,18 @@ def main() -> None:
 
 def _run_options(command: F) -> F:
     command = click.option(
+        "--wait",
+        type=click.FloatRange(min=0),
+        default=0,
+        metavar="SECONDS",
+        help="If another run holds the lake's lock, wait up to SECONDS for it instead of failing at once.",
+    )(command)
+    command = click.option(
+        "--full-refresh",
+        is_flag=True,
+        help="Rebuild every table, even those whose inputs, contract and options are unchanged.",
+    )(command)
+    command = click.option(
         "--consent-cutoff",
         is_flag=True,
         help="Keep only accelerometer readings taken at or after the customer's research consent.",
@@ -121,12 +134,22 @@ def run_all(
     lake: str,
     ml_join: str,
     consent_cutoff: bool,
+    full_refresh: bool,
+    wait: float,
     s3_endpoint_url: str | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Build every table of the lake from the landing data."""
-    _run(None, landing, lake, ml_join, consent_cutoff, s3_endpoint_url, quiet, as_json)
+    """Build every table of the lake that is out of date (all with --full-refresh) from the landing data."""
+    _run(
+        None,
+        landing,
+        lake,
+        RunFlags(ml_join, consent_cutoff, full_refresh, wait),
+        s3_endpoint_url,
+        quiet,
+        as_json,
+    )
 
 
 @main.command("run")
@@ -141,20 +164,30 @@ def run_tables(
     lake: str,
     ml_join: str,
     consent_cutoff: bool,
+    full_refresh: bool,
+    wait: float,
     s3_endpoint_url: str | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Build the named TABLES and the tables they need."""
-    _run(tables, landing, lake, ml_join, consent_cutoff, s3_endpoint_url, quiet, as_json)
+    """Build the named TABLES and the tables they need, where out of date."""
+    flags = RunFlags(ml_join, consent_cutoff, full_refresh, wait)
+    _run(tables, landing, lake, flags, s3_endpoint_url, quiet, as_json)
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    ml_join: str
+    consent_cutoff: bool
+    full_refresh: bool
+    wait: float
 
 
 def _run(
     tables: tuple[str, ...] | None,
     landing: str | None,
     lake: str,
-    ml_join: str,
-    consent_cutoff: bool,
+    flags: RunFlags,
     s3_endpoint_url: str | None,
     quiet: bool,
     as_json: bool,
@@ -170,9 +203,11 @@ def _run(
         landing or _sample_landing(),
         lake,
         tables=tables,
-        options=RunOptions(ml_join=ml_join, consent_cutoff=consent_cutoff),  # type: ignore[arg-type]
+        options=RunOptions(ml_join=flags.ml_join, consent_cutoff=flags.consent_cutoff),  # type: ignore[arg-type]
         endpoint_url=s3_endpoint_url,
         progress=None if quiet or as_json else progress,
+        full_refresh=flags.full_refresh,
+        wait=flags.wait,
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
@@ -186,21 +221,28 @@ def _run(
 def render_run(result: Any) -> str:
     """The end-of-run summary: rows per table and zone, quarantine, time per step."""
     lines = [f"run {result.run_id}  {result.landing} -> {result.lake}"]
-    if result.options.ml_join != "same-customer" or result.options.consent_cutoff:
+    if result.options.ml_join != "same-customer" or result.options.consent_cutoff or result.full_refresh:
         lines.append(
             f"options: ml-join={result.options.ml_join} consent-cutoff={result.options.consent_cutoff}"
+            f" full-refresh={result.full_refresh}"
         )
+    if result.took_over_from:
+        lines.append(f"took over the lock of run {result.took_over_from}, which ended without releasing it")
     lines.append("")
     lines.append(f"{'landing':<28}{'files':>6}{'rows':>10}{'quarantined':>13}{'seconds':>9}")
     for s in result.landing_results:
+        if not s.read:
+            lines.append(f"  {s.dataset:<26}{s.files:>6}{'unchanged, not read':>32}")
+            continue
         lines.append(f"  {s.dataset:<26}{s.files:>6}{s.rows:>10}{s.quarantined:>13}{s.seconds:>9.2f}")
         for reason, count in s.quarantined_by_reason.items():
             lines.append(f"    {count} {reason}")
     lines.append("")
-    lines.append(f"{'table':<28}{'zone':<9}{'rows':>7}  {'status':<10}{'seconds':>8}")
+    lines.append(f"{'table':<28}{'zone':<9}{'rows':>7}  {'status':<11}{'seconds':>8}")
     for t in result.tables:
         rows = "-" if t.rows is None else str(t.rows)
-        lines.append(f"  {t.table:<26}{t.zone:<9}{rows:>7}  {t.status:<10}{t.seconds:>8.2f}")
+        status = t.status.replace("_", " ")
+        lines.append(f"  {t.table:<26}{t.zone:<9}{rows:>7}  {status:<11}{t.seconds:>8.2f}")
     warnings = [w for s in result.landing_results for w in s.warnings] + [
         w for t in result.tables for w in t.warnings
     ]
@@ -209,12 +251,13 @@ def render_run(result: Any) -> str:
         lines.append("warnings:")
         lines.extend(f"  {w.line()}" for w in warnings)
     lines.append("")
-    quarantined = sum(s.quarantined for s in result.landing_results)
+    quarantined = sum(s.quarantined or 0 for s in result.landing_results)
     published = sum(t.status == "published" for t in result.tables)
+    current = sum(t.status == "up_to_date" for t in result.tables)
     verdict = "ok" if result.ok else "FAILED"
     lines.append(
-        f"{verdict}: {published}/{len(result.tables)} tables published, {quarantined} records quarantined, "
-        f"{result.seconds:.2f}s; manifest {result.manifest}"
+        f"{verdict}: {published}/{len(result.tables)} tables published, {current} up to date, "
+        f"{quarantined} records quarantined, {result.seconds:.2f}s; manifest {result.manifest}"
     )
     return "\n".join(lines)
 
@@ -336,6 +379,34 @@ def land(source_dir: str, landing: str, s3_endpoint_url: str | None, quiet: bool
         click.echo(json.dumps(result.to_dict(), indent=2))
     elif not quiet:
         click.echo(result.summary())
+
+
+@main.command()
+@click.option(
+    "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake root: a folder or s3://..."
+)
+@click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the N most recent runs.")
+@_s3_endpoint_option
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON on stdout.")
+@_reports_errors
+def runs(lake: str, last: int | None, s3_endpoint_url: str | None, as_json: bool) -> None:
+    """List the runs recorded in the lake: when, with which options, and what each did."""
+    from stedi_etl.runs import list_runs
+
+    result = list_runs(lake, endpoint_url=s3_endpoint_url, last=last)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    if not result.runs:
+        click.echo(f"no runs recorded in {result.lake}")
+        return
+    click.echo(f"{'run':<30}{'status':<13}{'started':<31}{'seconds':>8}  tables")
+    for r in result.runs:
+        seconds = "-" if r.seconds is None else f"{r.seconds:.2f}"
+        done = f"{len(r.published)} published, {len(r.up_to_date)} up to date, {len(r.failed)} failed"
+        click.echo(f"{r.run_id:<30}{r.status:<13}{r.started_at or '-':<31}{seconds:>8}  {done}")
+        if r.error:
+            click.echo(f"  {r.error}")
 
 
 @main.command()

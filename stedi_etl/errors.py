@@ -31,3 +31,15 @@ class LakeError(StediError):
     """The lake does not hold what was asked for (no published version of a table)."""
 
     exit_code = 1
+
+
+class LockError(StediError):
+    """Another run holds the lake's lock, or this run lost it."""
+
+    exit_code = 1
+
+
+class LandingError(StediError):
+    """A landing file is not JSON text at all (binary, compressed, HTML): the run stops before writing."""
+
+    exit_code = 1

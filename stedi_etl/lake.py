@@ -4,7 +4,8 @@ Layout under a landing root: ``<root>/<dataset>/landing/**``.
 Layout under a lake root (the public starter's):
     <lake>/customer/trusted, <lake>/customer/curated, <lake>/accelerometer/trusted,
     <lake>/step_trainer/trusted, <lake>/step_trainer/curated (machine_learning_curated),
-    <lake>/_quarantine/<dataset>, and <lake>/_runs/<run-id>.json (one manifest per run).
+    <lake>/_quarantine/<dataset>; and stedi-etl's own records: <lake>/_stedi/runs/<run-id>.json (one
+    manifest per run) and <lake>/_stedi/lock (the one-writer lock, see lock.py).
 
 Publishing a table (the same steps on a local disk and on S3):
 1. once every table of the run is built and checked, write each new version's Parquet files into a fresh
@@ -21,6 +22,7 @@ concurrent writer's folder is never deleted under it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import secrets
@@ -31,7 +33,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from stedi_etl.contracts import Contract, load_contract
-from stedi_etl.errors import LakeError, StorageError
+from stedi_etl.errors import LakeError, StorageError, UsageError
 from stedi_etl.storage import Store
 
 if TYPE_CHECKING:
@@ -41,7 +43,7 @@ POINTER = "_current.json"
 POINTER_FORMAT = "stedi-etl/table-pointer/1"
 VERSION_PREFIX = "v-"
 QUARANTINE_SUFFIX = "_quarantine"
-RUNS = "_runs"
+META = "_stedi"
 
 
 def new_run_id() -> str:
@@ -76,6 +78,10 @@ class Pointer:
     written_at: str
     run: dict[str, Any] = field(default_factory=dict)
     format: str = POINTER_FORMAT
+    # What the version was built from (contract, code, options, inputs) and what it holds: a later run with
+    # the same fingerprint would build the same table, and downstream tables key on the content.
+    fingerprint: str = ""
+    content_sha256: str = ""
 
     def to_json(self) -> bytes:
         return json.dumps({**asdict(self), "files": list(self.files)}, indent=2, sort_keys=True).encode()
@@ -116,6 +122,27 @@ class Lake:
         contract = load_contract(table)
         return self.store.path(contract.dataset, contract.zone)
 
+    def meta_path(self, *parts: str) -> str:
+        """Where stedi-etl keeps its own records in the lake (run manifests, the lock)."""
+        return self.store.path(META, *parts)
+
+    def run_path(self, run_id: str) -> str:
+        return self.meta_path("runs", f"{run_id}.json")
+
+    def require_folder(self) -> None:
+        """Refuse a lake root that is a file before anything is written under it."""
+        if self.store.is_file(self.store.path()):
+            raise UsageError(f"lake {self.uri} is a file, not a folder")
+
+    def pointers(self, tables: Sequence[str]) -> dict[str, Pointer | None]:
+        """The current pointer of each of ``tables`` (fetched together: concurrent requests on S3)."""
+        paths = {table: f"{self.table_dir(table)}/{POINTER}" for table in tables}
+        found = self.store.read_many_if_exists(paths.values())
+        return {
+            table: None if found[path] is None else Pointer.from_json(found[path], self.store.url(path))  # type: ignore[arg-type]
+            for table, path in paths.items()
+        }
+
     def pointer(self, table: str) -> Pointer | None:
         path = f"{self.table_dir(table)}/{POINTER}"
         data = self.store.read_if_exists(path)  # one request on S3, where exists() then a read took two
@@ -148,7 +175,9 @@ class Lake:
             return contract.empty_frame()
         return pl.concat(frames, how="vertical")
 
-    def stage(self, table: str, frame: pl.DataFrame, run_id: str, run: dict[str, Any]) -> Staged:
+    def stage(
+        self, table: str, frame: pl.DataFrame, run_id: str, run: dict[str, Any], fingerprint: str = ""
+    ) -> Staged:
         """A new version of ``table``, serialised in memory; nothing is written until ``publish``."""
         contract = table_contract(table)
         version = f"{VERSION_PREFIX}{run_id}"
@@ -156,6 +185,8 @@ class Lake:
         buffer = io.BytesIO()
         frame.write_parquet(buffer, compression="zstd", statistics=True)
         pointer = Pointer(
+            fingerprint=fingerprint,
+            content_sha256=hashlib.sha256(buffer.getbuffer()).hexdigest(),
             table=table,
             version=version,
             files=(name,),
@@ -218,9 +249,17 @@ class Lake:
         return found
 
     def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:
-        path = self.store.path(RUNS, f"{run_id}.json")
-        self.store.write_bytes(path, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
+        """Write (or rewrite, as the run goes on) a run's manifest; each write replaces it whole."""
+        path = self.run_path(run_id)
+        self.store.replace(path, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
         return self.store.url(path)
+
+    def manifests(self) -> dict[str, bytes]:
+        """Every run manifest of the lake by run id (oldest first)."""
+        directory = self.meta_path("runs")
+        listed = [p for p in self.store.files(directory) if p.endswith(".json")]
+        found = self.store.read_many(listed)
+        return {p.rsplit("/", 1)[-1][: -len(".json")]: found[p] for p in sorted(listed)}
 
 
 def read_table(lake: str, table: str, *, endpoint_url: str | None = None) -> pl.DataFrame:

@@ -24,16 +24,18 @@ import io
 import json
 import math
 import re
+import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from stedi_etl.contracts import INT64_MAX, INT64_MIN, MASK, Column, Contract, load_contract
-from stedi_etl.errors import UsageError
+from stedi_etl.errors import LandingError, UsageError
 from stedi_etl.lake import landing_dir
-from stedi_etl.storage import Store
+from stedi_etl.storage import FileInfo, Store
 from stedi_etl.validation import ValidationReport, check_frame, failure_cases, report_from
 
 if TYPE_CHECKING:
@@ -114,19 +116,19 @@ class LandingRead:
         return dict(sorted(counts.iter_rows(), key=lambda reason_count: (-reason_count[1], reason_count[0])))
 
 
-def require_landing(store: Store, datasets: Iterable[str]) -> dict[str, dict[str, int]]:
-    """Each dataset's landing files with their sizes; refuses a dataset without any (a mistyped landing URI
-    must not publish empty tables)."""
+def require_landing(store: Store, datasets: Iterable[str]) -> dict[str, dict[str, FileInfo]]:
+    """Each dataset's landing files with their sizes and stamps; refuses a dataset without any (a mistyped
+    landing URI must not publish empty tables)."""
     listings = {}
     for dataset in datasets:
-        listings[dataset] = store.files(landing_dir(store, dataset))
+        listings[dataset] = store.listing(landing_dir(store, dataset))
         if not listings[dataset]:
             where = store.url(landing_dir(store, dataset))
             raise UsageError(f"no landing files for {dataset} under {where}/ (is the landing URI right?)")
     return listings
 
 
-def read_landing(store: Store, dataset: str, listed: dict[str, int] | None = None) -> LandingRead:
+def read_landing(store: Store, dataset: str, listed: dict[str, FileInfo] | None = None) -> LandingRead:
     """Read every file under ``<root>/<dataset>/landing/`` (recursively) of ``store``.
 
     ``listed`` is the folder's listing where the caller has it already (``require_landing``).
@@ -135,17 +137,19 @@ def read_landing(store: Store, dataset: str, listed: dict[str, int] | None = Non
     contract = landing_contract(dataset)
     directory = landing_dir(store, dataset)
     if listed is None:
-        listed = store.files(directory)
+        listed = store.listing(directory)
     wanted = [p for p in listed if not is_hidden(p[len(directory) :])]
     blobs = store.read_many(wanted)
     sources = [store.url(p) for p in wanted]
-    texts = [_decompress(p, blobs[p]) for p in wanted]
+    texts = [_decompress(p, blobs[p], source) for p, source in zip(wanted, sources, strict=True)]
     parsed = [parse_file(data, source, contract) for data, source in zip(texts, sources, strict=True)]
     frame, rejected, report = _apply_row_checks(parsed, sources, texts, contract)
     rejected_in = Counter(r.source for r in rejected)
     failed_checks_in = Counter(r.source for r in rejected if r.reason == "check_failed")
     files = tuple(
-        FileRead(source, listed[path], f.frame.height - failed_checks_in[source], rejected_in[source], f.path)
+        FileRead(
+            source, listed[path].size, f.frame.height - failed_checks_in[source], rejected_in[source], f.path
+        )
         for path, source, f in zip(wanted, sources, parsed, strict=True)
     )
     ignored = tuple(store.url(p) for p in listed.keys() - set(wanted))
@@ -158,8 +162,58 @@ def is_hidden(relative: str) -> bool:
     return any(part.startswith((".", "_")) for part in relative.strip("/").split("/") if part)
 
 
-def _decompress(path: str, data: bytes) -> bytes:
-    return gzip.decompress(data) if path.endswith(".gz") else data
+def _decompress(path: str, data: bytes, source: str) -> bytes:
+    if not path.endswith(".gz"):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as err:
+        raise LandingError(
+            f"{source} is named .gz but is not whole gzip data ({err}); nothing was written"
+        ) from None
+
+
+# Formats a landing file is sometimes by mistake, known by their first bytes.
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed data (name it .gz, or decompress it)"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"BZh", "bzip2-compressed data"),
+    (b"\xfd7zXZ\x00", "xz-compressed data"),
+    (b"(\xb5/\xfd", "zstd-compressed data"),
+    (b"PAR1", "a Parquet file"),
+    (b"%PDF", "a PDF document"),
+    (b"\x7fELF", "an executable"),
+)
+
+
+def not_json_text(data: bytes) -> str | None:
+    """What a landing file is instead of JSON text, where its first bytes tell; None if they may be JSON."""
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    head = data[:8192]
+    if b"\x00" in head:  # git's test for binary content; UTF-16 JSON fails it too
+        return "binary data (it holds NUL bytes)"
+    start = head.lstrip(b" \t\r\n").removeprefix(BOM)[:1]
+    if start == b"<":
+        return "HTML or XML (it starts with '<')"
+    if b"{" not in data and data.removeprefix(BOM).strip(b" \t\r\n[],"):  # memchr: a 1 GB junk line is refused at once
+        return "text without a JSON object"
+    return None
+
+
+def _whole_file_problem(parsed: ParsedFile, source: str) -> str | None:
+    """A file from which not one record could be read as a JSON object is no landing data at all."""
+    if parsed.frame.height or not parsed.rejected:
+        return None
+    if any(r.reason not in ("invalid_json", "not_an_object") for r in parsed.rejected):
+        return None  # objects, if not the records the contract wants: those are quarantined one by one
+    first = parsed.rejected[0]
+    count = len(parsed.rejected)
+    return (
+        f"{source} is not JSON records: none of its {count} parts is a JSON object "
+        f"(line {first.line}: {first.detail})"
+    )
 
 
 def quarantine_frame(rejected: list[Rejected]) -> pl.DataFrame:
@@ -184,11 +238,22 @@ def quarantine_frame(rejected: list[Rejected]) -> pl.DataFrame:
 
 
 def parse_file(data: bytes, source: str, contract: Contract) -> ParsedFile:
-    """Type one file's records; row checks are applied afterwards, across all files of the dataset."""
+    """Type one file's records; row checks are applied afterwards, across all files of the dataset.
+
+    A file that is not JSON text at all (binary, compressed, HTML, or not one parsable record) raises
+    LandingError: that is a delivery gone wrong, not bad records, and publishing without it would hide it.
+    """
+    kind = not_json_text(data)
+    if kind:
+        raise LandingError(f"{source} is {kind}, not JSON records; nothing was written")
     frame = read_native(data, contract)
     if frame is not None:
         return ParsedFile(frame, [], "native")
-    return read_tolerant(data, source, contract)
+    parsed = read_tolerant(data, source, contract)
+    problem = _whole_file_problem(parsed, source)
+    if problem:
+        raise LandingError(f"{problem}; nothing was written")
+    return parsed
 
 
 def read_native(data: bytes, contract: Contract) -> pl.DataFrame | None:
@@ -205,7 +270,7 @@ def read_native(data: bytes, contract: Contract) -> pl.DataFrame | None:
     trailing_comma = first.endswith(b",")
     try:
         keys = json.loads(first[:-1] if trailing_comma else first)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(keys, dict):
         return None
@@ -319,7 +384,9 @@ def _pieces(text: str) -> Iterator[_Piece]:
                 # Outside an array a record spanning lines must end its last line; otherwise a torn line
                 # has fused with the start of the next ("{" then "}{" reads as "{}" and a stray "{").
                 raise ValueError("a record spanning lines runs into the next record")
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
+            if isinstance(err, RecursionError):
+                err = ValueError(f"nested deeper than {sys.getrecursionlimit()} levels")
             if not in_array:
                 resync = _NEXT_LINE
             elif text.startswith("{", position):
@@ -427,7 +494,7 @@ def read_tolerant(data: bytes, source: str, contract: Contract) -> ParsedFile:
     for number, piece in enumerate(_pieces(text), start=1):
         line += text.count("\n", counted_to, piece.start)
         counted_to = piece.start
-        raw = _raw_text(text[piece.start : piece.end])
+        raw = _raw_text(text, piece.start, piece.end)
         if spelled is None and isinstance(piece.value, _Object):
             spelled = _spellings(piece.value, by_lower)
         row, reason, detail = _conform(piece, by_lower, required, spelled or {})
@@ -500,8 +567,14 @@ def _json_kind(value: Any) -> str:
     return "number"
 
 
-def _raw_text(text: str) -> str:
-    text = text.strip().rstrip(",").rstrip()
+RAW_LIMIT = 64 * 1024  # characters of a record the quarantine keeps; a 1 GB junk line must not be copied
+
+
+def _raw_text(whole: str, start: int, end: int) -> str:
+    """A record's text as the quarantine keeps it: stripped, and cut at RAW_LIMIT characters."""
+    text = whole[start : min(end, start + RAW_LIMIT + 1024)].strip().rstrip(",").rstrip()
+    if len(text) > RAW_LIMIT:
+        text = f"{text[:RAW_LIMIT]}... [{end - start - RAW_LIMIT} more characters not kept]"
     return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
 
 

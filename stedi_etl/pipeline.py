@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
-from stedi_etl import transforms
+from stedi_etl import __version__, transforms
 from stedi_etl.contracts import load_contract
-from stedi_etl.errors import UsageError
-from stedi_etl.lake import Lake, Staged, elapsed, new_run_id, quarantine_table
-from stedi_etl.landing import DATASETS, read_landing, require_landing
-from stedi_etl.storage import Store
+from stedi_etl.errors import StediError, UsageError
+from stedi_etl.lake import Lake, Pointer, Staged, elapsed, landing_dir, new_run_id, quarantine_table
+from stedi_etl.landing import DATASETS, LandingRead, is_hidden, read_landing, require_landing
+from stedi_etl.lock import LakeLock, acquire
+from stedi_etl.storage import FileInfo, Store
 from stedi_etl.transforms import MlJoin
 from stedi_etl.validation import CheckFailure, check_frame
 
@@ -93,8 +100,8 @@ class LandingSummary:
     dataset: str
     files: int
     bytes: int
-    rows: int
-    quarantined: int
+    rows: int | None  # None where the dataset was not read: nothing that needs it had to be rebuilt
+    quarantined: int | None
     quarantined_by_reason: dict[str, int]
     read_paths: dict[str, int]
     seconds: float
@@ -105,18 +112,39 @@ class LandingSummary:
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def read(self) -> bool:
+        return self.rows is not None
+
+
+Status = Literal["published", "up_to_date", "failed", "skipped"]
+
 
 @dataclass(frozen=True)
 class TableResult:
     table: str
     zone: str
-    status: Literal["published", "failed", "skipped"]
+    status: Status
     rows: int | None
     seconds: float
     location: str
     reason: str | None = None
     errors: tuple[CheckFailure, ...] = ()
     warnings: tuple[CheckFailure, ...] = ()
+    version: str | None = None  # the version readers get after this run
+    files: tuple[str, ...] = ()
+    contract_sha256: str = ""
+    fingerprint: str = ""  # of what the table is built from: contract, code, options and inputs
+    content_sha256: str = ""
+    inputs: tuple[dict[str, Any], ...] = ()  # each landing file (path, size, stamp) or input table version
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("published", "up_to_date")
+
+
+RunStatus = Literal["running", "publishing", "succeeded", "failed", "interrupted"]
+MANIFEST_FORMAT = "stedi-etl/run/1"
 
 
 @dataclass(frozen=True)
@@ -130,14 +158,31 @@ class RunResult:
     seconds: float
     manifest: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    quarantines: tuple[TableResult, ...] = ()
+    status: RunStatus = "succeeded"
+    started_at: str = ""
+    ended_at: str | None = None
+    full_refresh: bool = False
+    error: str | None = None
+    took_over_from: str | None = None  # the run whose lock this run found abandoned
+    stedi_etl_version: str = __version__
+    format: str = MANIFEST_FORMAT
 
     @property
     def ok(self) -> bool:
-        return all(t.status == "published" for t in self.tables) and all(s.ok for s in self.landing_results)
+        return (
+            self.status == "succeeded"
+            and all(t.ok for t in self.tables + self.quarantines)
+            and all(s.ok for s in self.landing_results)
+        )
 
     @property
     def failed(self) -> tuple[TableResult, ...]:
-        return tuple(t for t in self.tables if t.status != "published")
+        return tuple(t for t in self.tables if not t.ok)
+
+    @property
+    def published(self) -> tuple[TableResult, ...]:
+        return tuple(t for t in self.tables + self.quarantines if t.status == "published")
 
     def to_dict(self) -> dict[str, Any]:
         result = asdict(self)
@@ -153,17 +198,21 @@ def run(
     options: RunOptions | None = None,
     endpoint_url: str | None = None,
     progress: Callable[[str], None] | None = None,
+    full_refresh: bool = False,
+    wait: float = 0.0,
 ) -> RunResult:
-    """Read the landing zone, build and check every planned table, then publish what passed.
+    """Read the landing zone, build and check every planned table that is out of date, then publish.
 
-    A table that fails its contract is not published and the tables that need it are not built; the
-    independent ones still are. Nothing is written until every table is built and checked, and pointers
-    move only after every new version is written, so a run that dies midway leaves every table at its
-    previous version.
+    A table is up to date, and neither read nor rebuilt, when its contract, stedi-etl's code, the run
+    options it depends on and its inputs (each landing file's size and stamp, each input table's content)
+    are those its current version was built from; ``full_refresh`` rebuilds everything. A table that fails
+    its contract is not published and the tables that need it are not built; the independent ones still
+    are. Nothing is written until every table is built and checked, and pointers move only after every new
+    version is written, so a run that dies midway leaves every table at its previous version. One run at a
+    time holds the lake's lock; another fails at once naming it, or waits up to ``wait`` seconds.
     """
     options = options or RunOptions()
     say = progress or (lambda _message: None)
-    started = time.perf_counter()
     steps = plan(tables)
     datasets = [
         LANDING_INPUTS[i] for i in dict.fromkeys(i for s in steps for i in s.inputs) if i in LANDING_INPUTS
@@ -171,90 +220,351 @@ def run(
     landing_store = Store(landing, endpoint_url=endpoint_url)
     listings = require_landing(landing_store, datasets)
     the_lake = Lake(Store(lake, endpoint_url=endpoint_url))
+    the_lake.require_folder()
     run_id = new_run_id()
-    run_info = {"run_id": run_id, "landing": landing, "options": asdict(options)}
-    say(f"run {run_id}: {landing} -> {lake}")
+    lock = acquire(the_lake.store, the_lake.meta_path("lock"), run_id, wait=wait, lake=the_lake.uri)
+    try:
+        return _Run(run_id, landing_store, listings, the_lake, steps, options, full_refresh, say, lock).go()
+    finally:
+        lock.release()
 
-    frames: dict[str, pl.DataFrame] = {}
-    staged: list[Staged] = []
-    landing_results = []
-    for dataset in datasets:
-        read = read_landing(landing_store, dataset, listings[dataset])
+
+def landing_inputs(store: Store, dataset: str, listed: dict[str, FileInfo]) -> tuple[dict[str, Any], ...]:
+    """The landing files a dataset is read from, as a run manifest records them (hidden files are skipped)."""
+    directory = landing_dir(store, dataset)
+    return tuple(
+        {"path": store.url(path), "size": info.size, "stamp": info.stamp}
+        for path, info in listed.items()
+        if not is_hidden(path[len(directory) :])
+    )
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """What, besides contracts and options, decides a table's content: stedi-etl's reading and transform
+    code and the Polars release. A change to any of them rebuilds every table."""
+    import polars as pl
+
+    digest = hashlib.sha256(f"{__version__} polars {pl.__version__}".encode())
+    for module in ("landing.py", "transforms.py"):
+        digest.update(resources.files("stedi_etl").joinpath(module).read_bytes())
+    return digest.hexdigest()
+
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class _Run:
+    """One run's state: what was read, built and staged so far, and its manifest as it goes."""
+
+    def __init__(
+        self,
+        run_id: str,
+        landing_store: Store,
+        listings: dict[str, dict[str, FileInfo]],
+        lake: Lake,
+        steps: tuple[Step, ...],
+        options: RunOptions,
+        full_refresh: bool,
+        say: Callable[[str], None],
+        lock: LakeLock,
+    ) -> None:
+        self.started = time.perf_counter()
+        self.landing_store, self.listings, self.lake = landing_store, listings, lake
+        self.steps, self.options, self.full_refresh, self.say, self.lock = (
+            steps,
+            options,
+            full_refresh,
+            say,
+            lock,
+        )
+        self.datasets = list(listings)
+        self.result = RunResult(
+            run_id,
+            landing_store.uri,
+            lake.uri,
+            options,
+            (),
+            (),
+            0.0,
+            status="running",
+            started_at=_now(),
+            full_refresh=full_refresh,
+            took_over_from=lock.took_over.run_id if lock.took_over else None,
+        )
+        self.run_info = {"run_id": run_id, "landing": landing_store.uri, "options": asdict(options)}
+        self.reads: dict[str, LandingRead] = {}
+        self.frames: dict[str, pl.DataFrame] = {}  # landing frames that passed, tables built or read back
+        self.content: dict[str, str] = {}  # table -> content_sha256 of the version downstream tables get
+        self.staged: list[Staged] = []
+        self.landing_results: dict[str, LandingSummary] = {}
+
+    @property
+    def run_id(self) -> str:
+        return self.result.run_id
+
+    def record(self, **changes: Any) -> None:
+        """Rewrite the run's manifest with what is known now (each write replaces it whole)."""
+        self.result = replace(
+            self.result,
+            landing_results=tuple(
+                self.landing_results[d] for d in self.datasets if d in self.landing_results
+            ),
+            seconds=elapsed(self.started),
+            **changes,
+        )
+        manifest = self.lake.write_manifest(self.run_id, self.result.to_dict())
+        self.result = replace(self.result, manifest=manifest)
+
+    def go(self) -> RunResult:
+        self.say(f"run {self.run_id}: {self.landing_store.uri} -> {self.lake.uri}")
+        self.record()
+        if self.lock.took_over:
+            _mark_interrupted(self.lake, self.lock.took_over.run_id, self.run_id)
+            self.say(
+                f"took over the lock of run {self.lock.took_over.run_id}, which ended without releasing it"
+            )
+        try:
+            self.build()
+            if self.result.published:
+                self.record(status="publishing")
+                self.lock.confirm()
+                publish_started = time.perf_counter()
+                self.lake.publish(self.staged)
+                self.say(f"published {len(self.staged)} versions ({elapsed(publish_started):.2f}s)")
+                self.result = replace(self.result, timings={"publish": elapsed(publish_started)})
+            else:
+                self.say("nothing to publish: every table is up to date or failed")
+        except StediError as err:
+            self.record(status="failed", error=str(err), ended_at=_now())
+            raise
+        except BaseException as err:  # KeyboardInterrupt, or a bug: the manifest says the run did not finish
+            with contextlib.suppress(Exception):
+                self.record(status="interrupted", error=f"{type(err).__name__}: {err}", ended_at=_now())
+            raise
+        ok = all(t.ok for t in self.result.tables + self.result.quarantines) and all(
+            s.ok for s in self.landing_results.values()
+        )
+        self.record(status="succeeded" if ok else "failed", ended_at=_now())
+        return self.result
+
+    # --- deciding and building --------------------------------------------------------------------------
+
+    def build(self) -> None:
+        names = [quarantine_table(d) for d in self.datasets] + [s.table for s in self.steps]
+        current = self.lake.pointers(names)
+        # Files are named relative to their dataset's folder: the same files under another landing URI are
+        # the same input (a copy has other modification times, though, and is read again).
+        landing_ids = {
+            d: fingerprint(
+                load_contract(f"{d}_landing").sha256,
+                [
+                    (
+                        f["path"][len(self.landing_store.url(landing_dir(self.landing_store, d))) :],
+                        f["size"],
+                        f["stamp"],
+                    )
+                    for f in landing_inputs(self.landing_store, d, self.listings[d])
+                ],
+            )
+            for d in self.datasets
+        }
+        for dataset in self.datasets:
+            self.quarantine(dataset, current[quarantine_table(dataset)], landing_ids[dataset])
+        for step in self.steps:
+            self.step(step, current[step.table], landing_ids)
+        for dataset in self.datasets:  # datasets nothing needed to read
+            if dataset not in self.landing_results:
+                listed = landing_inputs(self.landing_store, dataset, self.listings[dataset])
+                self.landing_results[dataset] = LandingSummary(
+                    dataset, len(listed), sum(f["size"] for f in listed), None, None, {}, {}, 0.0
+                )
+
+    def up_to_date(self, table: str, pointer: Pointer | None, built_from: str) -> TableResult | None:
+        if self.full_refresh or pointer is None or pointer.fingerprint != built_from:
+            return None
+        contract = load_contract(pointer.contract)
+        self.content[table] = pointer.content_sha256
+        return TableResult(
+            table,
+            "quarantine" if table.endswith("_quarantine") else contract.zone,
+            "up_to_date",
+            rows=pointer.rows,
+            seconds=0.0,
+            location=self.lake.store.url(self.lake.table_dir(table)),
+            version=pointer.version,
+            files=pointer.files,
+            contract_sha256=pointer.contract_sha256,
+            fingerprint=pointer.fingerprint,
+            content_sha256=pointer.content_sha256,
+        )
+
+    def quarantine(self, dataset: str, pointer: Pointer | None, landing_id: str) -> None:
+        table = quarantine_table(dataset)
+        contract = load_contract("quarantine")
+        built_from = fingerprint(table, contract.sha256, code_fingerprint(), landing_id)
+        inputs = landing_inputs(self.landing_store, dataset, self.listings[dataset])
+        unchanged = self.up_to_date(table, pointer, built_from)
+        if unchanged is not None:
+            self.result = replace(
+                self.result, quarantines=(*self.result.quarantines, replace(unchanged, inputs=inputs))
+            )
+            return
+        started = time.perf_counter()
+        read = self.read(dataset)
+        report = check_frame(read.quarantine, contract, table=table)
+        outcome = self.staged_result(
+            table, "quarantine", read.quarantine, report, built_from, inputs, started
+        )
+        self.result = replace(self.result, quarantines=(*self.result.quarantines, outcome))
+
+    def step(self, step: Step, pointer: Pointer | None, landing_ids: dict[str, str]) -> None:
+        started = time.perf_counter()
+        contract = load_contract(step.table)
+        location = self.lake.store.url(self.lake.table_dir(step.table))
+        inputs: list[dict[str, Any]] = []
+        input_ids: dict[str, str | None] = {}
+        for name in step.inputs:
+            if name in LANDING_INPUTS:
+                dataset = LANDING_INPUTS[name]
+                input_ids[name] = landing_ids[dataset]
+                inputs.extend(landing_inputs(self.landing_store, dataset, self.listings[dataset]))
+            else:
+                input_ids[name] = self.content.get(name)
+                inputs.append({"table": name, "content_sha256": self.content.get(name)})
+        missing = [name for name, known in input_ids.items() if known is None]
+        if not missing:
+            keywords = {name: getattr(self.options, name) for name in step.options}
+            built_from = fingerprint(step.table, contract.sha256, code_fingerprint(), keywords, input_ids)
+            unchanged = self.up_to_date(step.table, pointer, built_from)
+            if unchanged is not None:
+                self.add(replace(unchanged, inputs=tuple(inputs)))
+                self.say(f"{step.table}: up to date ({unchanged.rows} rows, {unchanged.version})")
+                return
+            frames = {name: self.frame(name) for name in step.inputs}
+            missing = [name for name, frame in frames.items() if frame is None]
+        if missing:
+            reason = f"not built: needs {', '.join(missing)}, which failed or was not built"
+            self.add(TableResult(step.table, contract.zone, "skipped", None, 0.0, location, reason))
+            self.say(f"{step.table}: skipped ({reason})")
+            return
+        frame = step.transform(*(frames[i].lazy() for i in step.inputs), **keywords).collect()  # type: ignore[union-attr]
+        report = check_frame(
+            frame,
+            contract,
+            related={i: frames[i] for i in step.inputs},  # type: ignore[misc]
+            waive=self.options.waived(step.table),
+        )
+        outcome = self.staged_result(
+            step.table, contract.zone, frame, report, built_from, tuple(inputs), started
+        )
+        self.add(outcome)
+        if outcome.status == "published":
+            self.frames[step.table] = frame
+            self.say(f"{step.table}: {frame.height} rows ({outcome.seconds:.2f}s)")
+        else:
+            self.say(f"{step.table}: FAILED its contract: {outcome.reason}")
+
+    def staged_result(
+        self,
+        table: str,
+        zone: str,
+        frame: pl.DataFrame,
+        report: Any,
+        built_from: str,
+        inputs: tuple[dict[str, Any], ...],
+        started: float,
+    ) -> TableResult:
+        """Stage ``frame`` as the table's next version if it passed its contract; the table's result."""
+        location = self.lake.store.url(self.lake.table_dir(table))
+        common = {
+            "errors": report.errors,
+            "warnings": report.warnings,
+            "fingerprint": built_from,
+            "inputs": inputs,
+        }
+        if not report.ok:
+            reason = "; ".join(f.line() for f in report.errors)
+            return TableResult(
+                table, zone, "failed", frame.height, elapsed(started), location, reason, **common
+            )
+        staged = self.lake.stage(table, frame, self.run_id, self.run_info, built_from)
+        self.staged.append(staged)
+        self.content[table] = staged.pointer.content_sha256
+        return TableResult(
+            table,
+            zone,
+            "published",
+            frame.height,
+            elapsed(started),
+            location,
+            version=staged.pointer.version,
+            files=staged.pointer.files,
+            contract_sha256=staged.pointer.contract_sha256,
+            content_sha256=staged.pointer.content_sha256,
+            **common,
+        )
+
+    def add(self, outcome: TableResult) -> None:
+        self.result = replace(self.result, tables=(*self.result.tables, outcome))
+
+    def frame(self, name: str) -> pl.DataFrame | None:
+        """An input: a landing dataset that passed its contract, or a table built this run or up to date."""
+        if name in LANDING_INPUTS:
+            self.read(LANDING_INPUTS[name])
+        elif name not in self.frames and name in self.content:
+            self.frames[name] = self.lake.read(name)  # up to date: its current version, read back
+        return self.frames.get(name)
+
+    def read(self, dataset: str) -> LandingRead:
+        """Read a landing dataset once; its frame feeds the lake only if it and its quarantine pass."""
+        if dataset in self.reads:
+            return self.reads[dataset]
+        read = read_landing(self.landing_store, dataset, self.listings[dataset])
         quarantine = check_frame(
             read.quarantine, load_contract("quarantine"), table=quarantine_table(dataset)
         )
-        if quarantine.ok:
-            staged.append(the_lake.stage(quarantine_table(dataset), read.quarantine, run_id, run_info))
-        # Records that can't be accounted for in a published quarantine must not feed the lake either.
+        # Records that can't be accounted for in a valid quarantine must not feed the lake either.
         report = replace(read.report, errors=read.report.errors + quarantine.errors)
         if report.ok:
-            frames[f"{dataset}_landing"] = read.frame
-        landing_results.append(
-            LandingSummary(
-                dataset,
-                files=len(read.files),
-                bytes=read.bytes,
-                rows=read.rows,
-                quarantined=read.quarantined,
-                quarantined_by_reason=read.quarantined_by_reason(),
-                read_paths=dict(Counter(f.path for f in read.files)),
-                seconds=round(read.seconds, 4),
-                errors=report.errors,
-                warnings=report.warnings,
-            )
-        )
-        say(
-            f"landing {dataset}: {read.rows} rows from {len(read.files)} files, "
-            f"{read.quarantined} quarantined ({read.seconds:.2f}s)"
-        )
-
-    results: list[TableResult] = []
-    for step in steps:
-        step_started = time.perf_counter()
-        contract = load_contract(step.table)
-        location = the_lake.store.url(the_lake.table_dir(step.table))
-        missing = [i for i in step.inputs if i not in frames]
-        if missing:
-            reason = f"not built: needs {', '.join(missing)}, which failed or was not built"
-            results.append(TableResult(step.table, contract.zone, "skipped", None, 0.0, location, reason))
-            say(f"{step.table}: skipped ({reason})")
-            continue
-        keywords = {name: getattr(options, name) for name in step.options}
-        frame = step.transform(*(frames[i].lazy() for i in step.inputs), **keywords).collect()
-        report = check_frame(
-            frame, contract, related={i: frames[i] for i in step.inputs}, waive=options.waived(step.table)
-        )
-        outcome = TableResult(
-            step.table,
-            contract.zone,
-            "published" if report.ok else "failed",
-            rows=frame.height,
-            seconds=elapsed(step_started),
-            location=location,
-            reason=None if report.ok else "; ".join(f.line() for f in report.errors),
+            self.frames[f"{dataset}_landing"] = read.frame
+        self.reads[dataset] = read
+        self.landing_results[dataset] = LandingSummary(
+            dataset,
+            files=len(read.files),
+            bytes=read.bytes,
+            rows=read.rows,
+            quarantined=read.quarantined,
+            quarantined_by_reason=read.quarantined_by_reason(),
+            read_paths=dict(Counter(f.path for f in read.files)),
+            seconds=round(read.seconds, 4),
             errors=report.errors,
             warnings=report.warnings,
         )
-        results.append(outcome)
-        if not report.ok:
-            say(f"{step.table}: FAILED its contract: {outcome.reason}")
-            continue
-        staged.append(the_lake.stage(step.table, frame, run_id, run_info))
-        frames[step.table] = frame
-        say(f"{step.table}: {frame.height} rows ({outcome.seconds:.2f}s)")
+        self.say(
+            f"landing {dataset}: {read.rows} rows from {len(read.files)} files, "
+            f"{read.quarantined} quarantined ({read.seconds:.2f}s)"
+        )
+        return read
 
-    publish_started = time.perf_counter()
-    the_lake.publish(staged)
-    say(f"published {len(staged)} versions ({elapsed(publish_started):.2f}s)")
-    result = RunResult(
-        run_id,
-        landing,
-        lake,
-        options,
-        tuple(landing_results),
-        tuple(results),
-        elapsed(started),
-        timings={"publish": elapsed(publish_started)},
+
+def _mark_interrupted(lake: Lake, run_id: str, found_by: str) -> None:
+    """Record that ``run_id`` ended without finishing (its process died holding the lock)."""
+    found = lake.store.read_if_exists(lake.run_path(run_id))
+    try:
+        manifest = json.loads(found) if found else {"run_id": run_id, "format": MANIFEST_FORMAT}
+    except ValueError:
+        manifest = {"run_id": run_id, "format": MANIFEST_FORMAT}
+    if manifest.get("status") in ("succeeded", "failed", "interrupted"):
+        return  # it finished; only releasing the lock was cut short
+    manifest.update(
+        status="interrupted",
+        ok=False,
+        error=f"ended without releasing the lake lock (killed or crashed); found by run {found_by}",
     )
-    manifest = the_lake.write_manifest(run_id, result.to_dict())
-    return replace(result, manifest=manifest)
+    lake.write_manifest(run_id, manifest)

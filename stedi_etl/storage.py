@@ -25,6 +25,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from stedi_etl.errors import StorageError
@@ -159,6 +160,22 @@ def _reason(err: BaseException) -> str:
     return redact(lines[0] if lines else type(err).__name__)
 
 
+@dataclass(frozen=True)
+class FileInfo:
+    """What a listing says of a file: its size, and a stamp that changes whenever its content does (the
+    ETag on S3, the modification time on disk)."""
+
+    size: int
+    stamp: str
+
+
+def _stamp(info: Mapping[str, Any]) -> str:
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return f"etag:{str(etag).strip(chr(34))}"
+    return f"mtime:{info.get('mtime') or info.get('LastModified') or info.get('created') or ''}"
+
+
 class Store:
     """A root location and its filesystem; paths handed out and taken back are the filesystem's own."""
 
@@ -216,13 +233,28 @@ class Store:
 
     def files(self, path: str) -> dict[str, int]:
         """Every file below ``path`` (recursively) with its size; empty when ``path`` does not exist."""
+        return {name: info.size for name, info in self.listing(path).items()}
+
+    def listing(self, path: str) -> dict[str, FileInfo]:
+        """Every file below ``path`` (recursively) with its size and change stamp, in one listing."""
         # No exists() first: on S3 that is two more requests (HEAD, then a listing) per call.
         with self._errors("list", path):
             try:
                 found = self.fs.find(path, detail=True)
             except FileNotFoundError:
                 return {}
-        return {name: int(info.get("size") or 0) for name, info in sorted(found.items())}
+            except NotADirectoryError:
+                raise StorageError(f"cannot list {self.url(path)}: it is a file, not a folder") from None
+        return {
+            name: FileInfo(int(info.get("size") or 0), _stamp(info))
+            for name, info in sorted(found.items())
+            if info.get("type") != "directory"
+        }
+
+    def is_file(self, path: str) -> bool:
+        """Whether ``path`` is a file (on S3: an object at exactly that key)."""
+        with self._errors("check", path):
+            return bool(self.fs.isfile(path))
 
     def tree(self, path: str) -> dict[str, bool]:
         """Every file and folder below ``path`` -> whether it is a folder (empty folders too, on disk)."""
@@ -267,6 +299,24 @@ class Store:
             result[path] = bytes(data)
         return result
 
+    def read_many_if_exists(self, paths: Iterable[str]) -> dict[str, bytes | None]:
+        """``read_many`` where a missing file is None rather than an error."""
+        paths = list(paths)
+        if not paths:
+            return {}
+        with self._errors("read", paths[0] if len(paths) == 1 else self.path()):
+            fetched = self.fs.cat_ranges(paths, None, None, on_error="return", **self._read_options())
+        result: dict[str, bytes | None] = {}
+        for path, data in zip(paths, fetched, strict=True):
+            if isinstance(data, FileNotFoundError):
+                result[path] = None
+            elif isinstance(data, BaseException):
+                with self._errors("read", path):
+                    raise data
+            else:
+                result[path] = bytes(data)
+        return result
+
     def write_many(self, files: Mapping[str, bytes]) -> None:
         """Write several files at once: on S3 the uploads overlap, as the reads of read_many do."""
         self._each(self.write_bytes, files)
@@ -303,6 +353,59 @@ class Store:
         with self._errors("replace", path):
             self.fs.mv(temporary, path)
 
+    # Conditional writes, for the lake lock on S3 (If-None-Match / If-Match). Each returns the new ETag, or
+    # None where the condition failed (HTTP 412).
+
+    def create_exclusive(self, path: str, data: bytes) -> str | None:
+        """Create ``path`` only if no object is there."""
+        return self._conditional_put(path, data, IfNoneMatch="*")
+
+    def replace_if_match(self, path: str, data: bytes, etag: str) -> str | None:
+        """Replace ``path`` only if it still has ``etag``."""
+        return self._conditional_put(path, data, IfMatch=etag)
+
+    def _conditional_put(self, path: str, data: bytes, **condition: str) -> str | None:
+        bucket, key, _ = self.fs.split_path(path)
+        with self._errors("write", path):
+            try:
+                response = self.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
+            except OSError as err:
+                if _precondition_failed(err):
+                    return None
+                raise
+        return str(response.get("ETag", "")).strip('"') or None
+
+    def read_with_etag(self, path: str) -> tuple[bytes, str] | None:
+        """An object's content and ETag from one GET, or None where there is no object."""
+        from fsspec.asyn import sync
+
+        bucket, key, _ = self.fs.split_path(path)
+
+        async def get() -> tuple[bytes, str]:
+            response = await self.fs._call_s3("get_object", Bucket=bucket, Key=key)
+            async with response["Body"] as body:
+                return await body.read(), str(response.get("ETag", "")).strip('"')
+
+        with self._errors("read", path):
+            try:
+                return sync(self.fs.loop, get)
+            except FileNotFoundError:
+                return None
+
+    def remove_if_match(self, path: str, etag: str) -> bool:
+        """Delete ``path`` only if it still has ``etag``; False where it has not (or is gone)."""
+        bucket, key, _ = self.fs.split_path(path)
+        with self._errors("delete", path):
+            try:
+                self.fs.call_s3("delete_object", Bucket=bucket, Key=key, IfMatch=etag)
+            except FileNotFoundError:
+                return False
+            except OSError as err:
+                if _precondition_failed(err):
+                    return False
+                raise
+        return True
+
     def remove_many(self, files: Sequence[str], folders: Sequence[str] = ()) -> None:
         """Delete exact files (batched, 1000 to a request on S3), then the emptied ``folders``.
 
@@ -336,6 +439,17 @@ class Store:
                 etag = str(info.get("ETag") or "").strip('"')
                 return bool(etag) and etag in _possible_etags(data, etag)
             return hashlib.sha256(self.fs.cat_file(path)).digest() == hashlib.sha256(data).digest()
+
+
+def _precondition_failed(err: BaseException) -> bool:
+    """Whether an S3 error is HTTP 412, a conditional write's condition failing (s3fs makes it EINVAL)."""
+    for candidate in (err, err.__cause__, err.__context__):
+        response = getattr(candidate, "response", None)
+        if isinstance(response, dict):
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 412 or response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                return True
+    return "precondition" in str(err).lower()
 
 
 # Part sizes of the common multipart uploaders: the AWS CLI and boto3 (8 MiB), s3fs (50 MiB).

@@ -17,6 +17,7 @@ DRIVER = textwrap.dedent(
     from stedi_etl.storage import Store
 
     landing, lake, kill_at, half_written = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "half"
+    full_refresh = sys.argv[5] == "full"
     original = Store.write_bytes
     lock = threading.Lock()
     calls = 0
@@ -38,17 +39,25 @@ DRIVER = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGKILL)
 
     Store.write_bytes = dying_write
-    pipeline.run(landing, lake)
+    pipeline.run(landing, lake, full_refresh=full_refresh)
     """
 )
 
 
 def killed_run(
-    landing: str, lake: str, kill_at: int, *, half_written: bool, env: dict[str, str] | None = None
+    landing: str,
+    lake: str,
+    kill_at: int,
+    *,
+    half_written: bool,
+    env: dict[str, str] | None = None,
+    full_refresh: bool = False,
 ) -> None:
     """Run the pipeline until its ``kill_at``-th write, and check it really died of SIGKILL there."""
+    mode = "half" if half_written else "whole"
+    refresh = "full" if full_refresh else "incremental"
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER, landing, lake, str(kill_at), "half" if half_written else "whole"],
+        [sys.executable, "-c", DRIVER, landing, lake, str(kill_at), mode, refresh],
         cwd=REPO,
         env={**os.environ, **(env or {})},
         capture_output=True,

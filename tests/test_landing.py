@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from stedi_etl.contracts import load_contract
-from stedi_etl.errors import UsageError
+from stedi_etl.errors import LandingError, UsageError
 from stedi_etl.landing import parse_file, read_landing, read_native, read_tolerant, require_landing
 from stedi_etl.storage import Store
 from tests.conftest import write_landing
@@ -385,6 +385,11 @@ def test_every_record_written_is_a_row_or_a_reject(
         body += newline
     root = tmp_path_factory.mktemp("landing")
     write_landing(root, "customer", "c.json", ("\ufeff" if bom else "") + body)
+    if all(kind in ("torn", "junk", "not_object") for kind in kinds):
+        # Not one JSON object: the file is no landing data at all, and the run stops naming it.
+        with pytest.raises(LandingError, match=r"c\.json is (not JSON records|text without a JSON object)"):
+            read_landing(Store(str(root)), "customer")
+        return
     read = read_landing(Store(str(root)), "customer")
 
     assert read.rows + read.quarantined == len(records)

@@ -113,12 +113,13 @@ def test_run_all_cli_prints_the_summary_and_json(starter: Path, tmp_path: Path) 
 # --- re-runs, partial runs, failures ------------------------------------------------------------------------
 
 
-def test_a_rerun_replaces_every_table_and_leaves_one_version(starter: Path, tmp_path: Path) -> None:
+def test_a_full_refresh_replaces_every_table_and_leaves_one_version(starter: Path, tmp_path: Path) -> None:
     first = pipeline.run(str(starter), str(tmp_path))
     the_lake = Lake(Store(str(tmp_path)))
     before = {step.table: the_lake.read(step.table) for step in pipeline.STEPS}
-    second = pipeline.run(str(starter), str(tmp_path))
+    second = pipeline.run(str(starter), str(tmp_path), full_refresh=True)
     assert first.run_id != second.run_id
+    assert {t.status for t in second.tables + second.quarantines} == {"published"}
     for step in pipeline.STEPS:
         assert the_lake.read(step.table).equals(before[step.table])
         folder = tmp_path / load_contract(step.table).dataset / load_contract(step.table).zone
@@ -176,7 +177,9 @@ def test_a_table_failing_its_contract_is_not_published_and_stops_only_its_depend
         for step in pipeline.STEPS
     )
     monkeypatch.setattr(pipeline, "STEPS", broken)
-    result = CliRunner().invoke(main, ["run-all", "--landing", str(starter), "--lake", str(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["run-all", "--landing", str(starter), "--lake", str(tmp_path), "--full-refresh"]
+    )
     assert result.exit_code == 1
     assert "step_trainer_trusted failed" in result.stderr and "distinct_rows" in result.stderr
     assert "machine_learning_curated skipped" in result.stderr
@@ -345,7 +348,7 @@ def test_personal_data_never_reaches_output_logs_or_manifests(stedi_2022: Path, 
         main, ["run-all", "--landing", str(stedi_2022), "--lake", str(tmp_path), "--json"]
     )
     checked = runner.invoke(main, ["validate", "--landing", str(stedi_2022)])
-    manifests = "".join(p.read_text() for p in (tmp_path / "_runs").glob("*.json"))
+    manifests = "".join(p.read_text() for p in (tmp_path / "_stedi" / "runs").glob("*.json"))
     assert "email_unique" in text.stdout  # the warning is there
     for output in (text.stdout, text.stderr, as_json.stdout, checked.stdout, manifests):
         assert not [value for value in personal if value in output]

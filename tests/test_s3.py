@@ -269,7 +269,8 @@ def test_run_all_from_s3_to_s3_gives_the_local_runs_tables(
     # Each table is one version folder and its pointer; the run has its manifest.
     keys = s3.keys("lake/")
     assert sum(k.endswith("/_current.json") for k in keys) == len(EXPECTED) + len(QUARANTINES)
-    assert sum(k.startswith("lake/_runs/") for k in keys) == 1
+    assert sum(k.startswith("lake/_stedi/runs/") for k in keys) == 1
+    assert "lake/_stedi/lock" not in keys  # released
 
 
 @pytest.mark.s3
@@ -303,8 +304,8 @@ def test_local_landing_to_s3_lake_and_back(
 @pytest.mark.s3
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "kill_at", [1, 8]
-)  # the first new version written; all eight, just before publishing
+    "kill_at", [3, 10]
+)  # after the run's two manifest writes (started, publishing): its first new version; all eight
 def test_a_killed_s3_run_leaves_every_table_at_its_previous_version(
     s3: S3, landed: str, kill_at: int, local_tables: dict[str, pl.DataFrame]
 ) -> None:
@@ -315,17 +316,23 @@ def test_a_killed_s3_run_leaves_every_table_at_its_previous_version(
 
     # The run uploads its eight new versions before it moves any pointer: killed right after its Nth upload
     # (N <= 8), versions 1..N are on S3 and nothing is published.
-    killed_run(landed, lake, kill_at, half_written=False, env={"AWS_ENDPOINT_URL": s3.endpoint})
+    killed_run(
+        landed, lake, kill_at, half_written=False, env={"AWS_ENDPOINT_URL": s3.endpoint}, full_refresh=True
+    )
 
-    written = set(s3.keys("lake/")) - keys_before
-    # The dead run's new versions are there, but no reader is pointed at them.
-    assert written
+    written = {key for key in set(s3.keys("lake/")) - keys_before if not key.startswith("lake/_stedi/")}
+    # The dead run's new versions are there, but no reader is pointed at them; its lock is left behind.
+    assert len(written) == kill_at - 2
     assert all("/v-" in key for key in written)
+    assert "lake/_stedi/lock" in s3.keys("lake/")
     assert lake_versions(lake, s3.endpoint) == before
     assert_same_tables(lake_tables(lake, landed, s3.endpoint), local_tables)
 
-    code, _, err = cli("run-all", "--landing", landed, "--lake", lake, "--s3-endpoint-url", s3.endpoint)
+    code, _, err = cli(
+        "run-all", "--landing", landed, "--lake", lake, "--s3-endpoint-url", s3.endpoint, "--full-refresh"
+    )
     assert code == 0, err
+    assert "took over the lock" in err  # its holder is a dead process on this host
     after = lake_versions(lake, s3.endpoint)
     assert all(after[table] != version for table, version in before.items())
     assert not written & set(s3.keys("lake/"))  # the next run cleared the dead run's versions
@@ -385,9 +392,10 @@ def test_a_persistent_s3_error_fails_the_run_cleanly(
     fault_proxy.fail(None, code, matches)
 
     with pytest.raises(StorageError, match=rf"^cannot \w+ s3://{s3.bucket}/(lake|landing)/\S+: {code}"):
-        run(landed, lake, endpoint_url=fault_proxy.endpoint)
+        run(landed, lake, endpoint_url=fault_proxy.endpoint, full_refresh=True)
     command = [
         "run-all",
+        "--full-refresh",
         "--landing",
         landed,
         "--lake",
