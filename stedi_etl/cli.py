@@ -366,3 +366,42 @@ def contracts(as_json: bool) -> None:
         click.echo(f"  grain:    {c.grain}")
         click.echo(f"  columns:  {', '.join(f'{col.name}:{col.logical_type}' for col in c.columns)}")
         click.echo(f"  personal: {', '.join(c.personal_columns) or '-'}")
+
+
+@main.command()
+@click.argument("sql", metavar="SQL")
+@click.option(
+    "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake root: a folder or s3://..."
+)
+@click.option(
+    "--landing",
+    metavar="URI",
+    help="Landing root for the *_landing tables; default: the bundled sample data.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+    help="Output format; parquet needs --output.",
+)
+@click.option("--output", "-o", metavar="PATH", help="Write the result to this file instead of stdout.")
+@_s3_endpoint_option
+@_reports_errors
+def query(
+    sql: str, lake: str, landing: str | None, fmt: str, output: str | None, s3_endpoint_url: str | None
+) -> None:
+    """Run one read-only SQL statement over the eight tables (landing and lake), case-blind as Athena."""
+    from stedi_etl.errors import UsageError
+    from stedi_etl.query import render, run_query, write_output
+
+    if fmt == "parquet" and not output:
+        raise UsageError("--format parquet writes a file: add --output PATH")
+    result = run_query(sql, lake, landing or _sample_landing(), endpoint_url=s3_endpoint_url)
+    data = render(result.frame, fmt)  # type: ignore[arg-type]
+    if output:
+        write_output(data, output)
+        click.echo(f"{result.frame.height} rows -> {output}", err=True)
+    else:
+        click.echo(data, nl=False)
