@@ -405,3 +405,21 @@ def query(
         click.echo(f"{result.frame.height} rows -> {output}", err=True)
     else:
         click.echo(data, nl=False)
+
+
+@main.command()
+@click.option(
+    "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake root: a folder or s3://..."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON on stdout.")
+@_s3_endpoint_option
+@_reports_errors
+def catalog(lake: str, as_json: bool, s3_endpoint_url: str | None) -> None:
+    """Every table of the lake: zone, current version's location, columns, rows, when built, contract."""
+    from stedi_etl.catalog import build_catalog
+
+    result = build_catalog(lake, endpoint_url=s3_endpoint_url)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(result.summary())

@@ -222,6 +222,21 @@ class Lake:
         self.store.write_bytes(path, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
         return self.store.url(path)
 
+    def latest_manifest(self) -> dict[str, Any] | None:
+        """The manifest of the newest run (run ids sort by time), or None before the first run."""
+        manifests = [p for p in self.store.files(self.store.path(RUNS)) if p.endswith(".json")]
+        if not manifests:
+            return None
+        newest = max(manifests, key=lambda path: path.rsplit("/", 1)[-1])
+        try:
+            return dict(json.loads(self.store.read_bytes(newest)))
+        except ValueError as err:
+            raise LakeError(f"{self.store.url(newest)} is not a run manifest: {err}") from None
+
+    def version_dir(self, table: str, pointer: Pointer) -> str:
+        """The folder holding the files of the version ``pointer`` names."""
+        return f"{self.table_dir(table)}/{pointer.version}"
+
 
 def read_table(lake: str, table: str, *, endpoint_url: str | None = None) -> pl.DataFrame:
     """The current version of a lake table, e.g. ``read_table("s3://b/lake", "machine_learning_curated")``."""

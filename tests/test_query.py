@@ -1,5 +1,5 @@
-"""`stedi-etl query`: the seed project's Athena queries verbatim on a lake built from stedi-starter, identifiers
-in any case, and every way a query is refused (write statements, file access, bad SQL, unknown tables)."""
+"""`stedi-etl query`: the seed project's Athena queries verbatim on a lake built from stedi-starter,
+identifiers in any case, and every way a query is refused (write statements, file access, bad SQL)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_duplicate_readings_of_stedi_2022_are_found(starter_lake: Path, stedi_20
         'SELECT COUNT(*) FROM "CUSTOMER_TRUSTED"',
         "SELECT COUNT(*) FROM Customer_Trusted WHERE SerialNumber IS NOT NULL",
         "select count(EMAIL) from customer_trusted where SHAREWITHRESEARCHASOFDATE is not null",
-        "SELECT COUNT(DISTINCT a.user) FROM customer_trusted c JOIN accelerometer_trusted a ON c.email = a.user",
+        "SELECT COUNT(DISTINCT a.user) FROM customer_trusted JOIN accelerometer_trusted a ON email = a.User",
     ],
 )
 def test_identifiers_match_in_any_case_as_in_athena(starter_lake: Path, starter: Path, sql: str) -> None:
@@ -197,7 +197,10 @@ def test_output_formats(starter_lake: Path, starter: Path, tmp_path: Path) -> No
     [
         (["--format", "parquet"], "--format parquet writes a file: add --output PATH"),
         (["--format", "xml"], "Invalid value for '--format'"),
-        (["--output", "/nonexistent-dir/out.csv", "--format", "csv"], "cannot write /nonexistent-dir/out.csv"),
+        (
+            ["--output", "/nonexistent-dir/out.csv", "--format", "csv"],
+            "cannot write /nonexistent-dir/out.csv",
+        ),
     ],
 )
 def test_bad_output_options_are_usage_errors(
