@@ -423,3 +423,43 @@ def catalog(lake: str, as_json: bool, s3_endpoint_url: str | None) -> None:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         click.echo(result.summary())
+
+
+@main.command()
+@click.argument("tables", nargs=-1)
+@click.option(
+    "--lake",
+    default=DEFAULT_LAKE,
+    show_default=True,
+    metavar="URI",
+    help="Lake whose pointers name each table's current version.",
+)
+@click.option("--landing", metavar="URI", help="Landing root, for the landing tables' LOCATION.")
+@click.option(
+    "--location",
+    metavar="PREFIX",
+    help="Where the data is published (s3://bucket/prefix), laid out as the lake; default: --lake/--landing.",
+)
+@click.option("--database", default="stedi", show_default=True, metavar="NAME", help="Glue database.")
+@click.option("--json", "as_json", is_flag=True, help="Print each table's location and DDL as JSON.")
+@_s3_endpoint_option
+@_reports_errors
+def ddl(
+    tables: tuple[str, ...],
+    lake: str | None,
+    landing: str | None,
+    location: str | None,
+    database: str,
+    as_json: bool,
+    s3_endpoint_url: str | None,
+) -> None:
+    """Athena/Glue CREATE EXTERNAL TABLE statements for TABLES (default: all eight), from the contracts."""
+    from stedi_etl.ddl import generate_ddl
+
+    result = generate_ddl(
+        tables, lake=lake, landing=landing, location=location, database=database, endpoint_url=s3_endpoint_url
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(result.script(), nl=False)
