@@ -463,3 +463,29 @@ def ddl(
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         click.echo(result.script(), nl=False)
+
+
+@main.command()
+@click.option("--landing", metavar="URI", help="Landing root to profile; default: the bundled sample data.")
+@click.option(
+    "--top", type=click.IntRange(0, 1000), default=5, show_default=True, help="Worst offenders shown."
+)
+@click.option(
+    "--show-personal", is_flag=True, help="Show personal key values (emails) whole instead of masked."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON on stdout.")
+@_s3_endpoint_option
+@_reports_errors
+def profile(
+    landing: str | None, top: int, show_personal: bool, as_json: bool, s3_endpoint_url: str | None
+) -> None:
+    """Data-quality profile of the landing data: duplicates by key, shared serial numbers, consent, nulls."""
+    from stedi_etl.profile import profile_landing
+
+    result = profile_landing(
+        landing or _sample_landing(), top=top, show_personal=show_personal, endpoint_url=s3_endpoint_url
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(result.summary())
