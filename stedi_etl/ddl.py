@@ -8,10 +8,13 @@ version, which the table's pointer names, so Athena reads exactly the files sted
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stedi_etl.contracts import Contract
 from stedi_etl.errors import UsageError
+
+if TYPE_CHECKING:
+    from stedi_etl.lake import Pointer
 
 # Contract logical type -> Hive/Athena column type; the one statement of that mapping.
 HIVE_TYPES = {"string": "string", "integer": "bigint", "number": "double", "boolean": "boolean"}
@@ -116,7 +119,7 @@ def generate_ddl(
         raise UsageError(f"unknown table {unknown[0]!r}; tables: {', '.join(known)}")
 
     the_lake = Lake(Store(lake, endpoint_url=endpoint_url)) if lake else None
-    published: dict[str, Any] = {}
+    published: dict[str, Pointer] = {}
     if any(t not in landing_names for t in wanted):
         if the_lake is None:
             raise UsageError("lake tables are located by their current version: give --lake URI")
