@@ -437,3 +437,126 @@ def contracts(as_json: bool) -> None:
         click.echo(f"  grain:    {c.grain}")
         click.echo(f"  columns:  {', '.join(f'{col.name}:{col.logical_type}' for col in c.columns)}")
         click.echo(f"  personal: {', '.join(c.personal_columns) or '-'}")
+
+
+@main.command()
+@click.argument("sql", metavar="SQL")
+@click.option(
+    "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake root: a folder or s3://..."
+)
+@click.option(
+    "--landing",
+    metavar="URI",
+    help="Landing root for the *_landing tables; default: the bundled sample data.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+    help="Output format; parquet needs --output.",
+)
+@click.option("--output", "-o", metavar="PATH", help="Write the result to this file instead of stdout.")
+@_s3_endpoint_option
+@_reports_errors
+def query(
+    sql: str, lake: str, landing: str | None, fmt: str, output: str | None, s3_endpoint_url: str | None
+) -> None:
+    """Run one read-only SQL statement over the eight tables (landing and lake), case-blind as Athena."""
+    from stedi_etl.errors import UsageError
+    from stedi_etl.query import render, run_query, write_output
+
+    if fmt == "parquet" and not output:
+        raise UsageError("--format parquet writes a file: add --output PATH")
+    result = run_query(sql, lake, landing or _sample_landing(), endpoint_url=s3_endpoint_url)
+    data = render(result.frame, fmt)  # type: ignore[arg-type]
+    if output:
+        write_output(data, output)
+        click.echo(f"{result.frame.height} rows -> {output}", err=True)
+    else:
+        click.echo(data, nl=False)
+
+
+@main.command()
+@click.option(
+    "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake root: a folder or s3://..."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON on stdout.")
+@_s3_endpoint_option
+@_reports_errors
+def catalog(lake: str, as_json: bool, s3_endpoint_url: str | None) -> None:
+    """Every table of the lake: zone, current version's location, columns, rows, when built, contract."""
+    from stedi_etl.catalog import build_catalog
+
+    result = build_catalog(lake, endpoint_url=s3_endpoint_url)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(result.summary())
+
+
+@main.command()
+@click.argument("tables", nargs=-1)
+@click.option(
+    "--lake",
+    default=DEFAULT_LAKE,
+    show_default=True,
+    metavar="URI",
+    help="Lake whose pointers name each table's current version.",
+)
+@click.option("--landing", metavar="URI", help="Landing root, for the landing tables' LOCATION.")
+@click.option(
+    "--location",
+    metavar="PREFIX",
+    help="Where the data is published (s3://bucket/prefix), laid out as the lake; default: --lake/--landing.",
+)
+@click.option("--database", default="stedi", show_default=True, metavar="NAME", help="Glue database.")
+@click.option("--json", "as_json", is_flag=True, help="Print each table's location and DDL as JSON.")
+@_s3_endpoint_option
+@_reports_errors
+def ddl(
+    tables: tuple[str, ...],
+    lake: str | None,
+    landing: str | None,
+    location: str | None,
+    database: str,
+    as_json: bool,
+    s3_endpoint_url: str | None,
+) -> None:
+    """Athena/Glue CREATE EXTERNAL TABLE statements for TABLES (default: all eight), from the contracts."""
+    from stedi_etl.ddl import generate_ddl
+
+    result = generate_ddl(
+        tables, lake=lake, landing=landing, location=location, database=database, endpoint_url=s3_endpoint_url
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(result.script(), nl=False)
+
+
+@main.command()
+@click.option("--landing", metavar="URI", help="Landing root to profile; default: the bundled sample data.")
+@click.option(
+    "--top", type=click.IntRange(0, 1000), default=5, show_default=True, help="Worst offenders shown."
+)
+@click.option(
+    "--show-personal", is_flag=True, help="Show personal key values (emails) whole instead of masked."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON on stdout.")
+@_s3_endpoint_option
+@_reports_errors
+def profile(
+    landing: str | None, top: int, show_personal: bool, as_json: bool, s3_endpoint_url: str | None
+) -> None:
+    """Data-quality profile of the landing data: duplicates by key, shared serial numbers, consent, nulls."""
+    from stedi_etl.profile import profile_landing
+
+    result = profile_landing(
+        landing or _sample_landing(), top=top, show_personal=show_personal, endpoint_url=s3_endpoint_url
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(result.summary())

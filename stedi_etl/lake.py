@@ -256,10 +256,28 @@ class Lake:
 
     def manifests(self) -> dict[str, bytes]:
         """Every run manifest of the lake by run id (oldest first)."""
-        directory = self.meta_path("runs")
-        listed = [p for p in self.store.files(directory) if p.endswith(".json")]
+        listed = self.manifest_paths()
         found = self.store.read_many(listed)
-        return {p.rsplit("/", 1)[-1][: -len(".json")]: found[p] for p in sorted(listed)}
+        return {p.rsplit("/", 1)[-1][: -len(".json")]: found[p] for p in listed}
+
+    def manifest_paths(self) -> list[str]:
+        """Every run manifest's path, oldest first (run ids sort by time)."""
+        listed = [p for p in self.store.files(self.meta_path("runs")) if p.endswith(".json")]
+        return sorted(listed, key=lambda path: path.rsplit("/", 1)[-1])
+
+    def latest_manifest(self) -> dict[str, Any] | None:
+        """The manifest of the newest run, or None before the first run."""
+        listed = self.manifest_paths()
+        if not listed:
+            return None
+        try:
+            return dict(json.loads(self.store.read_bytes(listed[-1])))
+        except ValueError as err:
+            raise LakeError(f"{self.store.url(listed[-1])} is not a run manifest: {err}") from None
+
+    def version_dir(self, table: str, pointer: Pointer) -> str:
+        """The folder holding the files of the version ``pointer`` names."""
+        return f"{self.table_dir(table)}/{pointer.version}"
 
 
 def read_table(lake: str, table: str, *, endpoint_url: str | None = None) -> pl.DataFrame:

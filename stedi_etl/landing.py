@@ -197,7 +197,8 @@ def not_json_text(data: bytes) -> str | None:
     start = head.lstrip(b" \t\r\n").removeprefix(BOM)[:1]
     if start == b"<":
         return "HTML or XML (it starts with '<')"
-    if b"{" not in data and data.removeprefix(BOM).strip(b" \t\r\n[],"):  # memchr: a 1 GB junk line is refused at once
+    # One memchr over the file: a 1 GB junk line is refused at once instead of going to the tolerant path.
+    if b"{" not in data and data.removeprefix(BOM).strip(b" \t\r\n[],"):
         return "text without a JSON object"
     return None
 

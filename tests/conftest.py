@@ -52,3 +52,14 @@ schema:
     properties:
       - {name: a, logicalType: integer, classification: internal}
 """
+
+
+@pytest.fixture(scope="session")
+def starter_lake(starter: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake built once per session from stedi-starter; tests that change a lake copy it first."""
+    from stedi_etl.pipeline import run
+
+    lake = tmp_path_factory.mktemp("starter-lake")
+    result = run(str(starter), str(lake))
+    assert result.ok, [t.reason for t in result.failed]
+    return lake

@@ -423,3 +423,48 @@ def test_a_persistent_s3_error_fails_the_run_cleanly(
         assert secret not in done.stdout + done.stderr
     assert lake_versions(lake, s3.endpoint) == before
     assert_same_tables(lake_tables(lake, landed, s3.endpoint), local_tables)
+
+
+# --- catalog, query and ddl of a lake on S3 -----------------------------------------------------------------
+
+
+@pytest.mark.s3
+def test_catalog_query_and_ddl_read_a_lake_on_s3(s3: S3, landed: str) -> None:
+    assert run(landed, s3.uri("lake"), endpoint_url=s3.endpoint).ok
+    endpoint = ("--s3-endpoint-url", s3.endpoint)
+
+    code, out, err = cli("catalog", "--lake", s3.uri("lake"), "--json", *endpoint)
+    assert code == 0, err
+    document = json.loads(out)
+    assert {t["table"]: t["rows"] for t in document["tables"] if t["table"] in EXPECTED} == EXPECTED
+    version = s3.uri("lake", "customer", "trusted", "v-" + document["latest_run"]) + "/"
+    assert document["tables"][0]["location"] == version
+
+    code, out, err = cli(
+        "query",
+        "SELECT COUNT(*) AS n FROM customer_trusted WHERE email IN (SELECT user FROM accelerometer_trusted)",
+        "--lake",
+        s3.uri("lake"),
+        "--landing",
+        landed,
+        "--format",
+        "csv",
+        *endpoint,
+    )
+    assert code == 0, err
+    assert out.splitlines() == ["n", "482"]
+
+    code, out, err = cli(
+        "ddl",
+        "customer_trusted",
+        "customer_landing",
+        "--lake",
+        s3.uri("lake"),
+        "--landing",
+        landed,
+        *endpoint,
+    )
+    assert code == 0, err
+    assert f"LOCATION '{version}'" in out
+    assert f"LOCATION '{landed}/customer/landing/'" in out
+    assert s3.key_id not in out + err and s3.secret not in out + err

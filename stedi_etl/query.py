@@ -1,0 +1,205 @@
+"""Read-only SQL over the lake's current versions and the landing data, as Athena gives over the Glue tables.
+
+DuckDB runs the SQL: like Athena it matches identifiers case-insensitively and reads ``t.user`` as a
+column, so the seed project's queries run verbatim (Polars' SQL matches column names case-sensitively and
+parses ``accelerometer_trusted.user`` as a function call). The tables are handed to DuckDB as Arrow
+streams of the Polars frames stedi-etl reads; DuckDB itself is given no access to files at all.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from stedi_etl.errors import UsageError
+
+if TYPE_CHECKING:
+    import polars as pl
+
+Format = Literal["table", "csv", "json", "parquet"]
+FORMATS: tuple[Format, ...] = ("table", "csv", "json", "parquet")
+READ_ONLY = ("SELECT", "EXPLAIN")  # DuckDB's statement types of SELECT, WITH, VALUES, FROM, DESCRIBE, EXPLAIN
+
+
+def landing_tables() -> dict[str, str]:
+    """Landing table name -> its dataset, e.g. customer_landing -> customer."""
+    from stedi_etl.landing import DATASETS
+
+    return {f"{dataset}_landing": dataset for dataset in DATASETS}
+
+
+def lake_tables() -> tuple[str, ...]:
+    from stedi_etl.pipeline import STEPS
+
+    return tuple(step.table for step in STEPS)
+
+
+def query_tables() -> tuple[str, ...]:
+    """The eight tables a query can name: three landing tables, then the lake's in build order."""
+    return (*landing_tables(), *lake_tables())
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    sql: str
+    tables: tuple[str, ...]  # the tables read for this query
+    frame: pl.DataFrame
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sql": self.sql,
+            "tables": list(self.tables),
+            "rows": self.frame.height,
+            "columns": self.frame.columns,
+            "seconds": self.seconds,
+        }
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse anything but one read-only statement; DuckDB's own parser decides what the statement is."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as err:
+        raise UsageError(f"bad SQL: {_first_line(err)}") from None
+    if not statements:
+        raise UsageError("no SQL statement given")
+    if len(statements) > 1:
+        raise UsageError(f"one statement at a time; got {len(statements)}")
+    kind = statements[0].type.name
+    if kind not in READ_ONLY:
+        raise UsageError(f"only read-only queries run (SELECT, WITH, VALUES, EXPLAIN), not {kind}")
+
+
+def referenced_tables(sql: str) -> tuple[str, ...]:
+    """The known tables whose names occur in ``sql`` as words, in any case and quoted or not.
+
+    A name inside a string literal or a comment counts too: that only reads a table needlessly, where
+    asking DuckDB to bind the query would already let it touch files to resolve table functions.
+    """
+    words = {word.lower() for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", sql)}
+    return tuple(name for name in query_tables() if name in words)
+
+
+def run_query(sql: str, lake: str, landing: str, *, endpoint_url: str | None = None) -> QueryResult:
+    """Run one read-only SQL statement over the tables it names, read from ``lake`` and ``landing``."""
+    import duckdb
+    import polars as pl
+
+    started = time.perf_counter()
+    check_read_only(sql)
+    needed = referenced_tables(sql)
+    frames = _read_tables(needed, lake, landing, endpoint_url)
+    # No file system, no extensions, and settings locked: the registered frames are all a query can see.
+    connection = duckdb.connect(
+        ":memory:",
+        config={
+            "enable_external_access": False,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "lock_configuration": True,
+        },
+    )
+    try:
+        for name, frame in frames.items():
+            connection.register(name, _ArrowStream(frame))
+        try:
+            relation = connection.sql(sql)
+            if relation is None:
+                raise UsageError("the statement returns no rows")
+            if len(set(relation.columns)) < len(relation.columns):
+                relation = relation.project("*")  # DuckDB names repeated columns x_1, as a frame needs
+            frame = pl.DataFrame(relation)
+        except duckdb.CatalogException as err:
+            message = _first_line(err)
+            if "Table with name" in message:
+                message += f" (tables: {', '.join(query_tables())})"
+            raise UsageError(message) from None
+        except duckdb.Error as err:
+            raise UsageError(f"query failed: {_first_line(err)}") from None
+    finally:
+        connection.close()
+    return QueryResult(sql, needed, frame, round(time.perf_counter() - started, 4))
+
+
+class _ArrowStream:
+    """A frame seen only through the Arrow PyCapsule interface: DuckDB scans it without pyarrow."""
+
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self.frame = frame
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self.frame.__arrow_c_stream__(requested_schema)
+
+
+def _read_tables(
+    names: tuple[str, ...], lake_uri: str, landing_uri: str, endpoint_url: str | None
+) -> dict[str, pl.DataFrame]:
+    from stedi_etl.lake import Lake
+    from stedi_etl.landing import read_landing, require_landing
+    from stedi_etl.storage import Store
+
+    frames = {}
+    datasets = landing_tables()
+    wanted_landing = [datasets[n] for n in names if n in datasets]
+    if wanted_landing:
+        store = Store(landing_uri, endpoint_url=endpoint_url)
+        listings = require_landing(store, wanted_landing)
+        for dataset in wanted_landing:
+            frames[f"{dataset}_landing"] = read_landing(store, dataset, listings[dataset]).frame
+    wanted_lake = [n for n in names if n not in datasets]
+    if wanted_lake:
+        lake = Lake(Store(lake_uri, endpoint_url=endpoint_url))
+        if not lake.tables():
+            raise UsageError(f"no published tables in {lake_uri} (is the lake URI right?)")
+        for name in wanted_lake:
+            frames[name] = lake.read(name)
+    return frames
+
+
+def render(frame: pl.DataFrame, fmt: Format) -> bytes:
+    """The result in one of FORMATS; table is for people (every row), the others for programs."""
+    import polars as pl
+
+    if fmt == "table":
+        with pl.Config(
+            tbl_rows=-1,
+            tbl_cols=-1,
+            fmt_str_lengths=80,
+            tbl_width_chars=1000,
+            tbl_hide_column_data_types=True,
+            tbl_hide_dataframe_shape=True,
+            tbl_formatting="ASCII_MARKDOWN",
+        ):
+            rows = "1 row" if frame.height == 1 else f"{frame.height} rows"
+            return f"{frame}\n({rows})\n".encode()
+    buffer = io.BytesIO()
+    if fmt == "csv":
+        frame.write_csv(buffer)
+    elif fmt == "json":
+        frame.write_json(buffer)
+        buffer.write(b"\n")
+    elif fmt == "parquet":
+        frame.write_parquet(buffer, compression="zstd")
+    else:
+        raise UsageError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    return buffer.getvalue()
+
+
+def write_output(data: bytes, output: str) -> None:
+    """Write a query's rendered result to a local file."""
+    try:
+        Path(output).write_bytes(data)
+    except OSError as err:
+        raise UsageError(f"cannot write {output}: {err.strerror or err}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
