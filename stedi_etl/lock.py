@@ -135,8 +135,14 @@ def _take_local(store: Store, path: str, run_id: str, lake: str) -> tuple[LakeLo
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        with contextlib.suppress(OSError):
-            held_by = Holder.parse(os.pread(descriptor, 4096, 0))
+        held_by = None
+        # The holder writes its name just after it takes the lock; give it a moment to.
+        for _ in range(20):
+            with contextlib.suppress(OSError):
+                held_by = Holder.parse(os.pread(descriptor, 4096, 0))
+            if held_by is not None:
+                break
+            time.sleep(0.01)
         os.close(descriptor)
         return None, held_by
     # The lock is ours. A holder still written in the file ended without releasing it (killed, crashed).
