@@ -13,11 +13,11 @@ Publishing a table (the same steps on a local disk and on S3):
 2. then replace each table's small pointer object ``<table>/_current.json``, which names the version, its
    files, row count and contract hash (a rename on disk, a single object write on S3: readers see the old
    pointer or the new one);
-3. then delete versions older than the current one, found with one listing of the lake.
+3. then delete every other version, found with one listing per dataset folder.
 Readers resolve the pointer first and read only the files it names, so they never see a mix or a
 half-written file. A run that dies before step 2 leaves the previous version current; its half-written
-folder is newer than the current version and is left for the next successful run to remove, so a
-concurrent writer's folder is never deleted under it.
+folder is removed by the next run. Only the holder of the lake's lock (lock.py) publishes, so no other
+writer's folder can be in flight.
 """
 
 from __future__ import annotations
@@ -198,38 +198,42 @@ class Lake:
         )
         return Staged(pointer, {f"{self.table_dir(table)}/{name}": buffer.getvalue()})
 
-    def publish(self, staged: Sequence[Staged]) -> list[str]:
-        """Steps 1-3 for a run's new versions; returns the superseded folders it removed.
+    def publish(self, staged: Sequence[Staged], unchanged: Sequence[Pointer] = ()) -> list[str]:
+        """Steps 1-3 for a run's new versions; returns the folders it removed.
 
         Every version's files are written (concurrently on S3) before any pointer moves, so a run that dies
-        while writing leaves every table at its previous version.
+        while writing leaves every table at its previous version. ``unchanged`` are the current pointers
+        of the run's up-to-date tables, whose leftovers are cleared too.
         """
-        if not staged:
-            return []
-        self.store.write_many({path: data for s in staged for path, data in s.files.items()})
-        self.store.replace_many(
-            {f"{self.table_dir(s.pointer.table)}/{POINTER}": s.pointer.to_json() for s in staged}
-        )
-        return self.prune([s.pointer for s in staged])
+        if staged:
+            self.store.write_many({path: data for s in staged for path, data in s.files.items()})
+            self.store.replace_many(
+                {f"{self.table_dir(s.pointer.table)}/{POINTER}": s.pointer.to_json() for s in staged}
+            )
+        return self.prune([s.pointer for s in staged] + list(unchanged))
 
     def prune(self, current: Sequence[Pointer]) -> list[str]:
-        """Step 3: delete each table's versions older than ``current`` one, and stray pointer temporaries.
+        """Step 3: delete every version of each table but ``current`` one, and stray pointer temporaries.
 
-        One listing of the lake finds them all (one request on S3 for a lake of under 1000 files).
+        Only the lock holder publishes, so no other writer can have a version in flight: a folder newer than
+        the current version is a dead run's leftover. One listing per dataset folder finds them all (one
+        request each on S3 for under 1000 files), without listing the run manifests.
         """
-        # Folders too: a run killed right after creating a version folder leaves it empty on disk.
-        listed = self.store.tree(self.store.path())
-        doomed: dict[str, bool] = {}  # path -> is a folder
+        if not current:
+            return []
+        listed: dict[str, bool] = {}  # path -> is a folder (empty folders too: a killed run leaves them)
+        for parent in sorted({self.table_dir(p.table).rsplit("/", 1)[0] for p in current}):
+            listed.update(self.store.tree(parent))
+        doomed: dict[str, bool] = {}
         removed: set[str] = set()  # the superseded versions and temporaries, as named in the table folder
         for pointer in current:
             directory = self.table_dir(pointer.table) + "/"
-            current_run = pointer.version[len(VERSION_PREFIX) :]
             for path, is_folder in listed.items():
                 if not path.startswith(directory):
                     continue
                 name = path[len(directory) :].split("/", 1)[0]
-                superseded = name.startswith(VERSION_PREFIX) and name[len(VERSION_PREFIX) :] < current_run
-                if superseded or name.startswith(f"{POINTER}.tmp-"):
+                stale = name.startswith(VERSION_PREFIX) and name != pointer.version
+                if stale or name.startswith(f"{POINTER}.tmp-"):
                     doomed[path] = is_folder
                     removed.add(directory + name)
         self.store.remove_many([p for p, d in doomed.items() if not d], [p for p, d in doomed.items() if d])

@@ -302,6 +302,7 @@ class _Run:
         self.frames: dict[str, pl.DataFrame] = {}  # landing frames that passed, tables built or read back
         self.content: dict[str, str] = {}  # table -> content_sha256 of the version downstream tables get
         self.staged: list[Staged] = []
+        self.current: dict[str, Pointer] = {}  # the tables' pointers as the run found them
         self.landing_results: dict[str, LandingSummary] = {}
 
     @property
@@ -331,13 +332,19 @@ class _Run:
             )
         try:
             self.build()
+            unchanged = [
+                pointer
+                for t in self.result.tables + self.result.quarantines
+                if t.status == "up_to_date" and (pointer := self.current.get(t.table)) is not None
+            ]
             if self.result.published:
                 self.record(status="publishing")
                 self.lock.confirm()
-                publish_started = time.perf_counter()
-                self.lake.publish(self.staged)
+            publish_started = time.perf_counter()
+            self.lake.publish(self.staged, unchanged)
+            self.result = replace(self.result, timings={"publish": elapsed(publish_started)})
+            if self.staged:
                 self.say(f"published {len(self.staged)} versions ({elapsed(publish_started):.2f}s)")
-                self.result = replace(self.result, timings={"publish": elapsed(publish_started)})
             else:
                 self.say("nothing to publish: every table is up to date or failed")
         except StediError as err:
@@ -357,7 +364,7 @@ class _Run:
 
     def build(self) -> None:
         names = [quarantine_table(d) for d in self.datasets] + [s.table for s in self.steps]
-        current = self.lake.pointers(names)
+        current = self.current = {k: v for k, v in self.lake.pointers(names).items() if v is not None}
         # Files are named relative to their dataset's folder: the same files under another landing URI are
         # the same input (a copy has other modification times, though, and is read again).
         landing_ids = {
@@ -375,9 +382,9 @@ class _Run:
             for d in self.datasets
         }
         for dataset in self.datasets:
-            self.quarantine(dataset, current[quarantine_table(dataset)], landing_ids[dataset])
+            self.quarantine(dataset, current.get(quarantine_table(dataset)), landing_ids[dataset])
         for step in self.steps:
-            self.step(step, current[step.table], landing_ids)
+            self.step(step, current.get(step.table), landing_ids)
         for dataset in self.datasets:  # datasets nothing needed to read
             if dataset not in self.landing_results:
                 listed = landing_inputs(self.landing_store, dataset, self.listings[dataset])

@@ -92,15 +92,17 @@ def test_pointer_names_the_version_files_rows_and_contract(starter: Path, tmp_pa
         assert (tmp_path / "customer" / "trusted" / name).is_file()
 
 
-def test_pruning_keeps_a_newer_run_in_flight(starter: Path, tmp_path: Path) -> None:
-    """A concurrent run's version folder, newer than the current one, is not removed under it."""
+def test_pruning_clears_every_version_but_the_current_one(starter: Path, tmp_path: Path) -> None:
+    """Only the lock holder publishes, so a version folder other than the current one is a leftover: an
+    older version, or a dead run's half-written one, newer than the current."""
     pipeline.run(str(starter), str(tmp_path))
-    in_flight = tmp_path / "customer" / "trusted" / f"v-{new_run_id()}"
-    in_flight.mkdir()
-    (in_flight / "part-00000.parquet").write_bytes(b"being written")
+    dead_run = tmp_path / "customer" / "trusted" / f"v-{new_run_id()}"
+    dead_run.mkdir()
+    (dead_run / "part-00000.parquet").write_bytes(b"half written")
     older = tmp_path / "customer" / "trusted" / "v-20000101T000000000Z-000000"
     older.mkdir()
     (older / "part-00000.parquet").write_bytes(b"superseded")
     the_lake = Lake(Store(str(tmp_path)))
-    assert the_lake.prune([the_lake.pointer("customer_trusted")]) == [str(older)]
-    assert in_flight.is_dir()
+    current = the_lake.pointer("customer_trusted")
+    assert the_lake.prune([current]) == sorted([str(older), str(dead_run)])
+    assert sorted(p.name for p in (tmp_path / "customer" / "trusted").iterdir()) == [POINTER, current.version]
