@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -66,3 +67,66 @@ def killed_run(
         timeout=120,
     )
     assert done.returncode == -signal.SIGKILL, done.stderr
+
+
+# The moments of a run, by phase: each call of these is one moment a kill can land on.
+EVENT_DRIVER = textwrap.dedent(
+    """
+    import json, os, signal, sys, threading
+    from dataclasses import replace
+    from stedi_etl import lake, landing, pipeline, storage
+
+    landing_uri, lake_uri, kill_at, log_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    guard = threading.Lock()
+    count = [0]
+    log = open(log_path, "w")
+
+    def moment(phase, name, original):
+        def wrapped(*args, **kwargs):
+            with guard:
+                count[0] += 1
+                log.write(json.dumps([count[0], phase, name]) + "\\n")
+                log.flush()
+                dying = count[0] == kill_at
+            if dying:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original(*args, **kwargs)
+        return wrapped
+
+    for owner, name, phase in [
+        (storage.Store, "listing", "reading"),
+        (storage.Store, "read_many", "reading"),
+        (storage.Store, "read_many_if_exists", "reading"),
+        (landing, "parse_file", "reading"),
+        (lake.Lake, "read", "reading"),
+        (landing, "check_frame", "validating"),
+        (pipeline, "check_frame", "validating"),
+        (lake.Lake, "stage", "publishing"),
+        (storage.Store, "write_bytes", "publishing"),
+        (storage.Store, "replace", "publishing"),
+        (storage.Store, "remove_many", "publishing"),
+    ]:
+        label = f"{getattr(owner, '__name__', owner)}.{name}"
+        setattr(owner, name, moment(phase, label, getattr(owner, name)))
+    pipeline.STEPS = tuple(
+        replace(step, transform=moment("validating", step.table, step.transform)) for step in pipeline.STEPS
+    )
+    pipeline.run(landing_uri, lake_uri)
+    """
+)
+
+
+def run_with_moments(landing: str, lake: str, kill_at: int, log: str) -> list[tuple[int, str, str]]:
+    """Run the pipeline in a child process, SIGKILLed at its ``kill_at``-th moment (0: never); the moments
+    it reached, as (number, phase, what)."""
+    done = subprocess.run(
+        [sys.executable, "-c", EVENT_DRIVER, landing, lake, str(kill_at), log],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == (-signal.SIGKILL if kill_at else 0), done.stderr
+    with open(log) as lines:  # noqa: PTH123 - a plain text file the child wrote
+        return [tuple(json.loads(line)) for line in lines if line.strip()]  # type: ignore[misc]

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
 
 from stedi_etl import pipeline
 from stedi_etl.lake import POINTER, Lake, new_run_id
 from stedi_etl.storage import Store
-from tests.killing import killed_run
+from tests.conftest import REPO
+from tests.killing import killed_run, run_with_moments
 
 STARTER = {
     "customer_trusted": 482,
@@ -106,3 +110,106 @@ def test_pruning_clears_every_version_but_the_current_one(starter: Path, tmp_pat
     current = the_lake.pointer("customer_trusted")
     assert the_lake.prune([current]) == sorted([str(older), str(dead_run)])
     assert sorted(p.name for p in (tmp_path / "customer" / "trusted").iterdir()) == [POINTER, current.version]
+
+
+# --- killed at any moment: reading, validating or publishing ------------------------------------------------
+
+SAMPLE = REPO / "fixtures" / "sample"
+ALL_TABLES = TABLES + QUARANTINES
+KILLS = 24
+
+
+@pytest.fixture(scope="module")
+def before_and_after(starter: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A lake built from stedi-starter (the "before"), the tables a run of the sample data gives (the
+    "after"), and the moments of that run, from one uninterrupted instrumented run."""
+    root = tmp_path_factory.mktemp("moments")
+    before = root / "before"
+    pipeline.run(str(starter), str(before))
+    calibration = root / "calibration"
+    shutil.copytree(before, calibration)
+    moments = run_with_moments(str(SAMPLE), str(calibration), 0, str(root / "calibration.log"))
+    return {
+        "lake": before,
+        "before": all_tables(before),
+        "after": all_tables(calibration),
+        "moments": moments,
+    }
+
+
+def all_tables(lake: Path) -> dict[str, pl.DataFrame]:
+    the_lake = Lake(Store(str(lake)))
+    return {table: the_lake.read(table) for table in ALL_TABLES}
+
+
+def chosen_moments(moments: list[tuple[int, str, str]]) -> list[int]:
+    """KILLS moments: a third in each phase, spread evenly over it from its first moment to its last."""
+    by_phase: dict[str, list[int]] = {}
+    for number, phase, _name in moments:
+        by_phase.setdefault(phase, []).append(number)
+    chosen: set[int] = set()
+    each = KILLS // len(by_phase)
+    for numbers in by_phase.values():
+        chosen.update(numbers[round(i * (len(numbers) - 1) / (each - 1))] for i in range(each))
+    return sorted(chosen)
+
+
+def test_the_run_has_enough_moments_in_each_phase(before_and_after: dict[str, Any]) -> None:
+    moments = before_and_after["moments"]
+    phases = {phase for _n, phase, _name in moments}
+    assert phases == {"reading", "validating", "publishing"}
+    chosen = chosen_moments(moments)
+    assert len(chosen) >= 20
+    phase_of = {n: phase for n, phase, _name in moments}
+    for phase in phases:
+        assert sum(phase_of[n] == phase for n in chosen) >= KILLS // 4
+    assert moments[-1][0] in chosen  # the very last write: the run's final manifest
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slot", range(KILLS))
+def test_a_run_killed_at_any_moment_leaves_a_whole_consistent_lake(
+    before_and_after: dict[str, Any], tmp_path: Path, slot: int
+) -> None:
+    moments = before_and_after["moments"]
+    kill_at = chosen_moments(moments)[slot]
+    lake = tmp_path / "lake"
+    shutil.copytree(before_and_after["lake"], lake)
+    base_versions = versions(lake)
+
+    reached = run_with_moments(str(SAMPLE), str(lake), kill_at, str(tmp_path / "killed.log"))
+    assert reached[-1][0] == kill_at
+    where = f"killed at moment {kill_at}: {reached[-1][1]} {reached[-1][2]}"
+
+    # Every table reads at exactly its previous version or the dead run's new one.
+    the_lake = Lake(Store(str(lake)))
+    now = versions(lake)
+    for table in ALL_TABLES:
+        frame = the_lake.read(table)
+        expected = before_and_after["before" if now[table] == base_versions[table] else "after"][table]
+        assert frame.equals(expected), (where, table)
+
+    # The manifests agree with the pointers: every current version's run recorded it.
+    manifests = {p.stem: json.loads(p.read_text()) for p in (lake / "_stedi" / "runs").glob("*.json")}
+    for table in ALL_TABLES:
+        pointer = the_lake.pointer(table)
+        recorded = manifests[pointer.run["run_id"]]
+        listed = {t["table"]: t for t in recorded["tables"] + recorded["quarantines"]}
+        assert listed[table]["version"] == pointer.version, (where, table)
+    killed = [m for m in manifests.values() if m["status"] != "succeeded"]
+    assert all(m["status"] in ("running", "publishing") for m in killed), where
+    held = (lake / "_stedi" / "lock").read_text()
+    killed_run = json.loads(held)["run_id"] if held else None
+
+    # The next run finishes the job: the sample's tables, nothing left over, the dead run recorded.
+    after = pipeline.run(str(SAMPLE), str(lake))
+    assert after.ok, where
+    assert after.took_over_from == killed_run
+    tables = all_tables(lake)
+    for table in ALL_TABLES:
+        assert tables[table].equals(before_and_after["after"][table]), (where, table)
+        folder = Path(the_lake.table_dir(table))
+        assert sorted(p.name for p in folder.iterdir()) == [POINTER, the_lake.pointer(table).version], where
+    if killed_run and killed_run in manifests:
+        final = json.loads((lake / "_stedi" / "runs" / f"{killed_run}.json").read_text())
+        assert final["status"] == "interrupted", where
