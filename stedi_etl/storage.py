@@ -245,6 +245,10 @@ class Store:
                 return {}
             except NotADirectoryError:
                 raise StorageError(f"cannot list {self.url(path)}: it is a file, not a folder") from None
+        for name, info in found.items():
+            if info.get("type") == "other":  # reading a pipe would wait for a writer forever
+                what = "a link to nothing" if info.get("islink") else "not a regular file (a pipe or device)"
+                raise StorageError(f"cannot read {self.url(name)}: {what}")
         return {
             name: FileInfo(int(info.get("size") or 0), _stamp(info))
             for name, info in sorted(found.items())
