@@ -468,3 +468,24 @@ def test_catalog_query_and_ddl_read_a_lake_on_s3(s3: S3, landed: str) -> None:
     assert f"LOCATION '{version}'" in out
     assert f"LOCATION '{landed}/customer/landing/'" in out
     assert s3.key_id not in out + err and s3.secret not in out + err
+
+
+@pytest.mark.s3
+def test_an_s3_rerun_with_nothing_changed_reads_no_landing_file_and_writes_no_table(
+    s3: S3, landed: str, fault_proxy: FaultProxy
+) -> None:
+    lake = s3.uri("lake")
+    assert run(landed, lake, endpoint_url=s3.endpoint).ok
+    tables_before = {k: v for k, v in s3.keys("lake/").items() if not k.startswith("lake/_stedi/")}
+
+    again = run(landed, lake, endpoint_url=fault_proxy.endpoint)
+
+    assert again.ok and {t.status for t in again.tables + again.quarantines} == {"up_to_date"}
+    assert {k: v for k, v in s3.keys("lake/").items() if not k.startswith("lake/_stedi/")} == tables_before
+    writes = {path.split("?")[0] for method, path, _status in fault_proxy.seen if method in ("PUT", "POST")}
+    assert writes == {f"/{s3.bucket}/lake/_stedi/lock", f"/{s3.bucket}/lake/_stedi/runs/{again.run_id}.json"}
+    landing_objects = f"/{s3.bucket}/landing/"
+    assert not [
+        path for method, path, _ in fault_proxy.seen if method == "GET" and path.startswith(landing_objects)
+    ]
+    assert len(fault_proxy.seen) <= 25  # listings, the lock, 8 pointer reads, 2 manifest writes
