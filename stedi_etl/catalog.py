@@ -98,13 +98,14 @@ def catalog_tables() -> tuple[str, ...]:
     return tuple(step.table for step in STEPS) + tuple(quarantine_table(d) for d in DATASETS)
 
 
-def build_catalog(lake_uri: str, *, endpoint_url: str | None = None) -> Catalog:
-    """The catalog of the lake at ``lake_uri``; a location without any published table is a usage error."""
+def build_catalog(lake_uri: str, *, endpoint_url: str | None = None, require_tables: bool = True) -> Catalog:
+    """The catalog of the lake at ``lake_uri``; a location without any published table is a usage error,
+    unless ``require_tables`` is False and a run's manifest is there (a first run that failed)."""
     lake = Lake(Store(lake_uri, endpoint_url=endpoint_url))
     pointers = lake.tables()
-    if not pointers:
+    manifest = lake.latest_manifest() if pointers or not require_tables else None
+    if not pointers and (require_tables or manifest is None):
         raise UsageError(f"no published tables in {lake_uri} (is the lake URI right?)")
-    manifest = lake.latest_manifest()
     latest = _latest_outcomes(manifest)
     entries = []
     for table in catalog_tables():

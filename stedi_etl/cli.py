@@ -22,6 +22,7 @@ from stedi_etl import __version__, bundled
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_LAKE = "./lake"
+DEFAULT_REPORT = "report.html"
 
 
 def _sample_landing() -> str:
@@ -126,6 +127,15 @@ def _run_options(command: F) -> F:
 
 @main.command("run-all")
 @_run_options
+@click.option(
+    "--report",
+    "report_path",
+    is_flag=False,
+    flag_value=DEFAULT_REPORT,
+    default=None,
+    metavar="[PATH]",
+    help=f"At the end of the run, ok or failed, write the HTML report (default PATH: {DEFAULT_REPORT}).",
+)
 @_s3_endpoint_option
 @_output_options
 @_reports_errors
@@ -136,6 +146,7 @@ def run_all(
     consent_cutoff: bool,
     full_refresh: bool,
     wait: float,
+    report_path: str | None,
     s3_endpoint_url: str | None,
     quiet: bool,
     as_json: bool,
@@ -149,6 +160,7 @@ def run_all(
         s3_endpoint_url,
         quiet,
         as_json,
+        report_path=report_path,
     )
 
 
@@ -191,6 +203,8 @@ def _run(
     s3_endpoint_url: str | None,
     quiet: bool,
     as_json: bool,
+    *,
+    report_path: str | None = None,
 ) -> None:
     from stedi_etl.pipeline import RunOptions, run
 
@@ -215,6 +229,12 @@ def _run(
         click.echo(render_run(result))
     for failed in result.failed:
         click.echo(f"error: {failed.table} {failed.status}: {failed.reason}", err=True)
+    if report_path:
+        from stedi_etl.report import write_report
+
+        written = write_report(lake, report_path, landing=result.landing, endpoint_url=s3_endpoint_url)
+        if not quiet:
+            click.echo(f"report {written.output} ({written.bytes / 1024:.0f} KiB)", err=True)
     sys.exit(0 if result.ok else 1)
 
 
@@ -555,6 +575,47 @@ def profile(
 
     result = profile_landing(
         landing or _sample_landing(), top=top, show_personal=show_personal, endpoint_url=s3_endpoint_url
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(result.summary())
+
+
+@main.command()
+@click.option(
+    "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake root: a folder or s3://..."
+)
+@click.option(
+    "--landing", metavar="URI", help="Landing root for the funnel and profile; default: the latest run's."
+)
+@click.option(
+    "--output",
+    "-o",
+    default=DEFAULT_REPORT,
+    show_default=True,
+    metavar="PATH",
+    help="The HTML file to write.",
+)
+@click.option(
+    "--show-personal", is_flag=True, help="Show personal-data values in samples instead of masking."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what the report shows, in brief, as JSON.")
+@_s3_endpoint_option
+@_reports_errors
+def report(
+    lake: str,
+    landing: str | None,
+    output: str,
+    show_personal: bool,
+    as_json: bool,
+    s3_endpoint_url: str | None,
+) -> None:
+    """Write the lake at a glance as one self-contained HTML file: funnel, lineage, contracts, samples."""
+    from stedi_etl.report import write_report
+
+    result = write_report(
+        lake, output, landing=landing, show_personal=show_personal, endpoint_url=s3_endpoint_url
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

@@ -14,6 +14,7 @@ they are.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from stedi_etl.contracts import MASK, Contract
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from stedi_etl.landing import LandingRead
 
 DEFAULT_TOP = 5
 CONSENT_COLUMN = re.compile(r"^shareWith\w+AsOfDate$")  # the customer's consent dates, by their naming
@@ -136,12 +139,21 @@ def profile_landing(
     landing: str, *, top: int = DEFAULT_TOP, show_personal: bool = False, endpoint_url: str | None = None
 ) -> Profile:
     """Read the three landing datasets under ``landing`` as a run would and profile them."""
-    from stedi_etl.landing import DATASETS, landing_contract, read_landing, require_landing
+    from stedi_etl.landing import DATASETS, read_landing, require_landing
     from stedi_etl.storage import Store
 
     store = Store(landing, endpoint_url=endpoint_url)
     listings = require_landing(store, DATASETS)
     reads = {d: read_landing(store, d, listings[d]) for d in DATASETS}
+    return profile_reads(store.url(store.path()), reads, top=top, show_personal=show_personal)
+
+
+def profile_reads(
+    landing: str, reads: Mapping[str, LandingRead], *, top: int = DEFAULT_TOP, show_personal: bool = False
+) -> Profile:
+    """The profile of landing data already read (one ``read_landing`` per dataset, by dataset name)."""
+    from stedi_etl.landing import DATASETS, landing_contract
+
     contracts = {d: landing_contract(d) for d in DATASETS}
     datasets = tuple(
         DatasetProfile(
@@ -158,7 +170,7 @@ def profile_landing(
     email, user = customer.key_columns[0], reading.key_columns[0]
     serial = shared_column(customer, step)
     return Profile(
-        landing=store.url(store.path()),
+        landing=landing,
         datasets=datasets,
         serial_numbers=serial_sharing(customers, email, serial, top),
         consent=consent_counts(customers, customer, email),
