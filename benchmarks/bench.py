@@ -9,6 +9,9 @@
    transform, write zstd Parquet, publish) beside the same five tables as DuckDB SQL (read, transform,
    write zstd Parquet; no validation). Both in this process, warm; best of --repeat.
 3. Start-up: `stedi-etl --help` and a cold `stedi-etl run-all` as a new process.
+4. With --scale N (default 10): the landing reader on generated clean data at that scale and on the same
+   records in stedi-2022's layout (a trailing comma after every record, no final newline), in wall time and
+   in CPU time (the machine is shared; CPU time is what the reader itself spends).
 
 Times are the best of --repeat runs (the least disturbed by the machine), so ratios compare like with like.
 Nothing here asserts a speed: it prints what it measured.
@@ -175,10 +178,44 @@ def start_up(data: Path, repeat: int) -> tuple[float, float]:
     return help_time, cold
 
 
+def trailing_comma_copy(source: Path, target: Path) -> None:
+    """``source``'s landing files as stedi-2022 ships them: a comma after every record, no final newline."""
+    for path in source.rglob("*.json"):
+        copy = target / path.relative_to(source)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(path.read_bytes().replace(b"}\n", b"},\n").rstrip(b"\n"))
+
+
+def scaled_throughput(scale: float, repeat: int) -> list[tuple[str, float, float]]:
+    """(label, MB/s by wall time, MB/s by CPU time) of read_landing on generated data, both layouts."""
+    from stedi_etl.generate_scale import generate_scaled
+
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        clean, commas = Path(work) / "clean", Path(work) / "commas"
+        generate_scaled(str(clean), scale=scale, clean=True)
+        trailing_comma_copy(clean, commas)
+        for layout, root in (("clean NDJSON", clean), ("trailing commas", commas)):
+            for dataset in ("accelerometer", "step_trainer"):
+                store = Store(str(root))
+                size = landing_bytes(root, dataset)
+                walls, cpus = [], []
+                for _ in range(repeat):
+                    started, cpu = time.perf_counter(), time.process_time()
+                    read = read_landing(store, dataset)
+                    walls.append(time.perf_counter() - started)
+                    cpus.append(time.process_time() - cpu)
+                assert read.quarantined == 0 and {f.path for f in read.files} == {"native"}
+                label = f"scale {scale:g} {dataset}, {layout} ({size / 1e6:.0f} MB)"
+                rows.append((label, size / min(walls), size / min(cpus)))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--scale", type=float, default=10, help="generated data for section 4 (0: skip)")
     args = parser.parse_args()
     print(f"polars {pl.__version__}, duckdb {duckdb.__version__}, python {sys.version.split()[0]}")
 
@@ -188,6 +225,15 @@ def main() -> None:
     for label, ours, tolerant, duck, _ in landing_throughput(args.data, args.repeat):
         ratio = ours / duck
         print(f"| {label} | {ours / 1e6:.0f} | {tolerant / 1e6:.0f} | {duck / 1e6:.0f} | {ratio:.2f} |")
+
+    if args.scale:
+        print(
+            f"\n## Landing reader on generated data at scale {args.scale:g} (MB/s, best of {args.repeat})\n"
+        )
+        print("| landing files | by wall time | by CPU time |")
+        print("|---|---:|---:|")
+        for label, by_wall, by_cpu in scaled_throughput(args.scale, args.repeat):
+            print(f"| {label} | {by_wall / 1e6:.0f} | {by_cpu / 1e6:.0f} |")
 
     ours, duck, ours_counts, duck_counts = whole_job(args.data, args.repeat)
     print("\n## The whole job on stedi-starter (seconds, lower is better)\n")

@@ -358,6 +358,16 @@ def render_validation(result: Any) -> str:
     show_default=True,
     help="Readings per active customer.",
 )
+@click.option(
+    "--scale",
+    type=click.FloatRange(0, 10_000, min_open=True),
+    metavar="N",
+    help="Write N times the public starter set (956 customers, ~81k accelerometer readings per unit), "
+    "vectorised; N may be fractional. Replaces --customers/--readings.",
+)
+@click.option(
+    "--clean", is_flag=True, help="With --scale: well-formed NDJSON only, no defects and no odd layouts."
+)
 @_s3_endpoint_option
 @_output_options
 @_reports_errors
@@ -366,16 +376,35 @@ def generate(
     seed: int,
     customers: int,
     readings: int,
+    scale: float | None,
+    clean: bool,
     s3_endpoint_url: str | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
     """Write STEDI-shaped landing data, real-world defects included, under OUT (a folder or s3://...)."""
-    from stedi_etl.generate import generate as write_sample
+    from stedi_etl.errors import UsageError
 
-    result = write_sample(
-        out, seed=seed, customers=customers, readings_per_customer=readings, endpoint_url=s3_endpoint_url
-    )
+    context = click.get_current_context()
+    explicit = [
+        f"--{name}"
+        for name in ("customers", "readings")
+        if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    ]
+    if scale is not None and explicit:
+        raise UsageError(f"--scale sets the size; it cannot be combined with {' and '.join(explicit)}")
+    if clean and scale is None:
+        raise UsageError("--clean needs --scale (the sample generator always plants its defects)")
+    if scale is not None:
+        from stedi_etl.generate_scale import generate_scaled
+
+        result: Any = generate_scaled(out, scale=scale, seed=seed, clean=clean, endpoint_url=s3_endpoint_url)
+    else:
+        from stedi_etl.generate import generate as write_sample
+
+        result = write_sample(
+            out, seed=seed, customers=customers, readings_per_customer=readings, endpoint_url=s3_endpoint_url
+        )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     elif not quiet:

@@ -142,7 +142,7 @@ def read_landing(store: Store, dataset: str, listed: dict[str, FileInfo] | None 
     blobs = store.read_many(wanted)
     sources = [store.url(p) for p in wanted]
     texts = [_decompress(p, blobs[p], source) for p, source in zip(wanted, sources, strict=True)]
-    parsed = [parse_file(data, source, contract) for data, source in zip(texts, sources, strict=True)]
+    parsed = parse_files(texts, sources, contract)
     frame, rejected, report = _apply_row_checks(parsed, sources, texts, contract)
     rejected_in = Counter(r.source for r in rejected)
     failed_checks_in = Counter(r.source for r in rejected if r.reason == "check_failed")
@@ -244,12 +244,20 @@ def parse_file(data: bytes, source: str, contract: Contract) -> ParsedFile:
     A file that is not JSON text at all (binary, compressed, HTML, or not one parsable record) raises
     LandingError: that is a delivery gone wrong, not bad records, and publishing without it would hide it.
     """
-    kind = not_json_text(data)
-    if kind:
-        raise LandingError(f"{source} is {kind}, not JSON records; nothing was written")
+    _refuse_if_not_json(data, source)
     frame = read_native(data, contract)
     if frame is not None:
         return ParsedFile(frame, [], "native")
+    return _read_tolerant_or_refuse(data, source, contract)
+
+
+def _refuse_if_not_json(data: bytes, source: str) -> None:
+    kind = not_json_text(data)
+    if kind:
+        raise LandingError(f"{source} is {kind}, not JSON records; nothing was written")
+
+
+def _read_tolerant_or_refuse(data: bytes, source: str, contract: Contract) -> ParsedFile:
     parsed = read_tolerant(data, source, contract)
     problem = _whole_file_problem(parsed, source)
     if problem:
@@ -257,10 +265,58 @@ def parse_file(data: bytes, source: str, contract: Contract) -> ParsedFile:
     return parsed
 
 
-def read_native(data: bytes, contract: Contract) -> pl.DataFrame | None:
-    """Polars' own NDJSON reader, or None when it cannot be shown to read this file exactly."""
+def parse_files(texts: list[bytes], sources: list[str], contract: Contract) -> list[ParsedFile]:
+    """``parse_file`` for every file of a dataset, with one Polars query parsing all native candidates.
+
+    One ``collect_all`` over per-file scans lets Polars parse files in parallel, where a file at a time
+    leaves cores idle between files (about twice the throughput on the 2-core benchmark machine). Each file
+    still gets its own frame and its own exactness checks; a file Polars refuses sends the batch back to
+    one file at a time, so a bad file costs only itself.
+    """
     import polars as pl
 
+    for data, source in zip(texts, sources, strict=True):
+        _refuse_if_not_json(data, source)
+    plans = [_native_plan(data, contract) for data in texts]
+    batch = [index for index, plan in enumerate(plans) if isinstance(plan, _NativeRead)]
+    frames: dict[int, pl.DataFrame | None] = {}
+    try:
+        read = pl.collect_all([_scan(plans[index]) for index in batch])  # type: ignore[arg-type]
+    except _native_errors():
+        read = [_read_planned(plans[index]) for index in batch]  # type: ignore[arg-type]
+    for index, frame in zip(batch, read, strict=True):
+        frames[index] = None if frame is None else _accept_native(frame, plans[index], contract)  # type: ignore[arg-type]
+    parsed = []
+    for index, (data, source) in enumerate(zip(texts, sources, strict=True)):
+        plan = plans[index]
+        frame = frames.get(index) if isinstance(plan, _NativeRead) else plan
+        if frame is not None:
+            parsed.append(ParsedFile(frame, [], "native"))
+        else:
+            parsed.append(_read_tolerant_or_refuse(data, source, contract))
+    return parsed
+
+
+@dataclass(frozen=True)
+class _NativeRead:
+    """What Polars' reader gets for a file: its bytes (commas dropped), the schema as the file spells it."""
+
+    data: bytes
+    spelled: dict[str, str]  # contract column -> the key spelling the file's first record uses
+    schema: dict[str, Any]
+
+
+def read_native(data: bytes, contract: Contract) -> pl.DataFrame | None:
+    """Polars' own NDJSON reader, or None when it cannot be shown to read this file exactly."""
+    plan = _native_plan(data, contract)
+    if not isinstance(plan, _NativeRead):
+        return plan
+    frame = _read_planned(plan)
+    return None if frame is None else _accept_native(frame, plan, contract)
+
+
+def _native_plan(data: bytes, contract: Contract) -> _NativeRead | pl.DataFrame | None:
+    """How to read a file natively; an empty frame for a file without records; None: tolerant path only."""
     if data.startswith(BOM):
         data = data[len(BOM) :]
     first = _first_line(data)
@@ -278,15 +334,42 @@ def read_native(data: bytes, contract: Contract) -> pl.DataFrame | None:
     by_lower = {k.lower(): k for k in reversed(list(keys))}  # the first spelling wins, as it does in a record
     spelled = {c.name: by_lower.get(c.name.lower(), c.name) for c in contract.columns}
     if trailing_comma:
-        data = data.replace(b"},\n", b"}\n").replace(b"},\r\n", b"}\r\n")
+        # A space for the comma keeps the length, the cheapest rewrite of a whole file; the CRLF pass runs
+        # only on files holding a carriage return (each bytes.replace costs about as much as parsing).
+        data = data.replace(b"},\n", b"} \n")
+        if b"\r" in data:
+            data = data.replace(b"},\r\n", b"} \r\n")
         tail = data.rstrip()
         if tail.endswith(b"},"):
             data = tail[:-1]
     schema = {spelled[name]: dtype for name, dtype in contract.polars_schema().items()}
+    return _NativeRead(data, spelled, schema)
+
+
+def _native_errors() -> tuple[type[Exception], ...]:
+    """What Polars' reader raises on a file it cannot read (polars is imported only when reading)."""
+    import polars as pl
+
+    return (pl.exceptions.PolarsError, ValueError, OverflowError)
+
+
+def _scan(plan: _NativeRead) -> pl.LazyFrame:
+    import polars as pl
+
+    # Bytes, not a BytesIO: Polars reads them in place instead of copying the file first.
+    return pl.scan_ndjson(plan.data, schema=plan.schema)
+
+
+def _read_planned(plan: _NativeRead) -> pl.DataFrame | None:
     try:
-        frame = pl.read_ndjson(io.BytesIO(data), schema=schema)
-    except (pl.exceptions.PolarsError, ValueError, OverflowError):
+        return _scan(plan).collect()
+    except _native_errors():
         return None
+
+
+def _accept_native(frame: pl.DataFrame, plan: _NativeRead, contract: Contract) -> pl.DataFrame | None:
+    """The frame Polars read, when nothing shows the tolerant path would have read the file differently."""
+    spelled, data = plan.spelled, plan.data
     frame = frame.rename({v: k for k, v in spelled.items() if k != v})
     if _text_columns_ambiguous(frame, contract):
         return None

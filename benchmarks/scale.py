@@ -1,0 +1,177 @@
+"""`stedi-etl run-all` beside the same job in DuckDB SQL at scale 1, 10 and 100, as whole processes.
+
+    python benchmarks/scale.py [--scales 1 10 100] [--runs 3] [--runs-at-100 2] [--work DIR] [--output FILE]
+
+For each scale: generate clean landing data (`stedi-etl generate --scale N --clean`), then alternate
+`stedi-etl run-all --landing X --lake Y -q` and `python benchmarks/duckdb_job.py` (fresh output folders each
+run), timing each child process: wall time, CPU time (user + sys) and peak RSS (ru_maxrss), all from
+os.wait4 of that child alone. Reports the median of the runs and stedi-etl / DuckDB, and checks that every
+table stedi-etl published equals DuckDB's: the same row count and the same order-independent checksum
+(Polars' hash_rows of each row, summed in two 32-bit halves so nothing overflows), computed the same way
+for both. The machine (CPU model, cores, memory, load) goes into the report: others may share it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+HERE = Path(__file__).resolve().parent
+TABLES = (
+    "customer_trusted",
+    "accelerometer_trusted",
+    "customer_curated",
+    "step_trainer_trusted",
+    "machine_learning_curated",
+)
+
+
+@dataclass(frozen=True)
+class Measured:
+    wall: float
+    cpu: float
+    peak_mib: float
+
+
+def measure(command: list[str]) -> Measured:
+    """Run one child process to completion; its wall time, CPU time and peak RSS."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    assert child.stderr is not None
+    errors = child.stderr.read().decode(errors="replace")
+    child.stderr.close()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({status}): {errors[-2000:]}")
+    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def checksum(frame: pl.DataFrame) -> tuple[int, int, int]:
+    """(rows, sum of the low 32 bits, sum of the high 32 bits) of every row's hash: order-independent."""
+    hashes = frame.hash_rows(seed=1)
+    low = int((hashes % 2**32).cast(pl.Int64).sum())
+    high = int((hashes // 2**32).cast(pl.Int64).sum())
+    return frame.height, low, high
+
+
+def compare(lake: Path, duck: Path) -> dict[str, bool]:
+    from stedi_etl.lake import read_table
+
+    same = {}
+    for table in TABLES:
+        ours = read_table(str(lake), table)
+        theirs = pl.read_parquet(duck / f"{table}.parquet")
+        same[table] = ours.schema == theirs.schema and checksum(ours) == checksum(theirs)
+    return same
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    memory = "?"
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal"):
+            memory = f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    import duckdb
+
+    return (
+        f"{model}, {os.cpu_count()} cores (nproc), {memory} memory, {platform.system()} "
+        f"{platform.release()}; Python {platform.python_version()}, Polars {pl.__version__}, DuckDB "
+        f"{duckdb.__version__}; load average {load}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scales", type=float, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs-at-100", type=int, default=2, help="runs at scales of 100 and above")
+    parser.add_argument("--work", type=Path, default=None, help="where data goes (default: a temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated data")
+    parser.add_argument("--output", type=Path, default=None, help="also write the Markdown here")
+    args = parser.parse_args()
+
+    stedi = shutil.which("stedi-etl") or "stedi-etl"
+    work = args.work or Path(tempfile.mkdtemp(prefix="stedi-scale-"))
+    lines = [f"Machine: {machine()} (at start)", ""]
+    lines += [
+        "| scale | landing MB | accelerometer rows | stedi-etl wall s | DuckDB wall s | wall ratio | "
+        "stedi-etl CPU s | DuckDB CPU s | stedi-etl peak RSS MiB | DuckDB peak RSS MiB | RSS ratio | "
+        "same tables |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    try:
+        for scale in args.scales:
+            landing = work / f"landing-{scale:g}"
+            if not landing.exists():
+                made = measure([stedi, "generate", str(landing), "--scale", str(scale), "--clean", "-q"])
+                print(f"scale {scale:g}: generated in {made.wall:.1f}s", file=sys.stderr)
+            size = sum(p.stat().st_size for p in landing.rglob("*.json"))
+            readings = sum(1 for p in (landing / "accelerometer").rglob("*.json") for _ in p.open("rb"))
+            runs = args.runs_at_100 if scale >= 100 else args.runs
+            ours: list[Measured] = []
+            theirs: list[Measured] = []
+            lake, duck = work / "lake", work / "duck"
+            for _ in range(runs):
+                for folder in (lake, duck):
+                    shutil.rmtree(folder, ignore_errors=True)
+                ours.append(measure([stedi, "run-all", "--landing", str(landing), "--lake", str(lake), "-q"]))
+                theirs.append(
+                    measure(
+                        [
+                            sys.executable,
+                            str(HERE / "duckdb_job.py"),
+                            "--landing",
+                            str(landing),
+                            "--out",
+                            str(duck),
+                            "-q",
+                        ]
+                    )
+                )
+                print(f"scale {scale:g}: {ours[-1]} / {theirs[-1]}", file=sys.stderr)
+            same = compare(lake, duck)
+            wrong = [t for t, ok in same.items() if not ok]
+            o = {k: statistics.median(getattr(m, k) for m in ours) for k in ("wall", "cpu", "peak_mib")}
+            t = {k: statistics.median(getattr(m, k) for m in theirs) for k in ("wall", "cpu", "peak_mib")}
+            lines.append(
+                f"| {scale:g} | {size / 1e6:.0f} | {readings:,} | {o['wall']:.2f} | {t['wall']:.2f} | "
+                f"{o['wall'] / t['wall']:.2f} | {o['cpu']:.2f} | {t['cpu']:.2f} | {o['peak_mib']:.0f} | "
+                f"{t['peak_mib']:.0f} | {o['peak_mib'] / t['peak_mib']:.2f} | "
+                + ("yes (5/5)" if not wrong else f"NO: {', '.join(wrong)}")
+                + " |"
+            )
+            if not args.keep:
+                shutil.rmtree(landing, ignore_errors=True)
+    finally:
+        if args.work is None and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    lines += [
+        "",
+        f"Runs: median of {args.runs} ({args.runs_at_100} at scale 100); load average at end "
+        + " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    ]
+    report = "\n".join(lines)
+    print(report)
+    if args.output:
+        args.output.write_text(report + "\n")
+
+
+if __name__ == "__main__":
+    main()
