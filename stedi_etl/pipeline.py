@@ -381,10 +381,15 @@ class _Run:
             )
             for d in self.datasets
         }
+        # A frame is dropped once the last step that needs it is built, so a run holds the inputs of the
+        # step at hand, not every table of the lake: landing datasets are read when first needed.
+        last_use = {name: index for index, step in enumerate(self.steps) for name in step.inputs}
+        for index, step in enumerate(self.steps):
+            self.step(step, current.get(step.table), landing_ids)
+            for name in [n for n, last in last_use.items() if last == index]:
+                self.frames.pop(name, None)
         for dataset in self.datasets:
             self.quarantine(dataset, current.get(quarantine_table(dataset)), landing_ids[dataset])
-        for step in self.steps:
-            self.step(step, current.get(step.table), landing_ids)
         for dataset in self.datasets:  # datasets nothing needed to read
             if dataset not in self.landing_results:
                 listed = landing_inputs(self.landing_store, dataset, self.listings[dataset])
@@ -540,7 +545,7 @@ class _Run:
         report = replace(read.report, errors=read.report.errors + quarantine.errors)
         if report.ok:
             self.frames[f"{dataset}_landing"] = read.frame
-        self.reads[dataset] = read
+        self.reads[dataset] = replace(read, frame=read.frame.clear())  # the frame lives in self.frames
         self.landing_results[dataset] = LandingSummary(
             dataset,
             files=len(read.files),
