@@ -120,7 +120,7 @@ class Contract:
     def sql_rules(
         self, severity: Severity = "error", waive: frozenset[str] = frozenset()
     ) -> tuple[Rule, ...]:
-        return tuple(r for r in self.rules if r.kind == "sql" and _effective_severity(r, waive) == severity)
+        return tuple(r for r in self.rules if r.kind == "sql" and effective_severity(r, waive) == severity)
 
     def conform_names(self, names: list[str]) -> dict[str, str]:
         """Renames giving columns spelled in another case the contract's spelling (as Glue, Athena do)."""
@@ -128,7 +128,7 @@ class Contract:
         return {n: by_lower[n.lower()] for n in names if n.lower() in by_lower and by_lower[n.lower()] != n}
 
 
-def _effective_severity(rule: Rule, waive: frozenset[str]) -> Severity:
+def effective_severity(rule: Rule, waive: frozenset[str]) -> Severity:
     return "warning" if rule.qualified_name in waive or rule.name in waive else rule.severity
 
 
@@ -155,7 +155,7 @@ def _pandera_schema(contract: Contract, severity: Severity, waive: frozenset[str
             )
         raise AssertionError(rule.kind)
 
-    wanted = [r for r in contract.rules if r.kind != "sql" and _effective_severity(r, waive) == severity]
+    wanted = [r for r in contract.rules if r.kind != "sql" and effective_severity(r, waive) == severity]
     columns = {}
     for column in contract.columns:
         checks = [check_for(r) for r in wanted if r.column == column.name]

@@ -194,12 +194,15 @@ def not_json_text(data: bytes) -> str | None:
     head = data[:8192]
     if b"\x00" in head:  # git's test for binary content; UTF-16 JSON fails it too
         return "binary data (it holds NUL bytes)"
-    start = head.lstrip(b" \t\r\n").removeprefix(BOM)[:1]
-    if start == b"<":
-        return "HTML or XML (it starts with '<')"
     # One memchr over the file: a 1 GB junk line is refused at once instead of going to the tolerant path.
     if b"{" not in data and data.removeprefix(BOM).strip(b" \t\r\n[],"):
-        return "text without a JSON object"
+        return _looks_like_markup(data) or "text without a JSON object"
+    return None
+
+
+def _looks_like_markup(data: bytes) -> str | None:
+    if data.removeprefix(BOM).lstrip(b" \t\r\n")[:1] == b"<":
+        return "HTML or XML (it starts with '<')"
     return None
 
 
@@ -261,6 +264,9 @@ def _read_tolerant_or_refuse(data: bytes, source: str, contract: Contract) -> Pa
     parsed = read_tolerant(data, source, contract)
     problem = _whole_file_problem(parsed, source)
     if problem:
+        # An HTML error page may hold "{" (in its styles), so only now is it known to be no JSON at all.
+        markup = _looks_like_markup(data)
+        problem = f"{source} is {markup}, not JSON records" if markup else problem
         raise LandingError(f"{problem}; nothing was written")
     return parsed
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from stedi_etl.contracts import MASK, Contract, Severity, range_text
+from stedi_etl.contracts import MASK, Contract, Severity, effective_severity, range_text
 
 if TYPE_CHECKING:
     import polars as pl
@@ -121,6 +121,8 @@ def failure_cases(
     frame: pl.DataFrame, contract: Contract, severity: Severity = "error", waive: frozenset[str] = frozenset()
 ) -> pl.DataFrame | None:
     """pandera's failure cases for the contract's rules of one severity; None when they all hold."""
+    if surely_holds(frame, contract, severity, waive):
+        return None
     import pandera.errors
 
     schema = contract.pandera_schema(severity, waive)
@@ -131,6 +133,54 @@ def failure_cases(
     except pandera.errors.SchemaErrors as err:
         return err.failure_cases
     return None
+
+
+def surely_holds(
+    frame: pl.DataFrame, contract: Contract, severity: Severity = "error", waive: frozenset[str] = frozenset()
+) -> bool:
+    """Whether every rule of one severity holds, counted in one Polars query over ``frame``.
+
+    pandera runs a query or more per check (a few hundred per run), which costs more than the checks
+    themselves on large tables, and importing it costs 0.3 s. So each rule is first counted here, all in
+    one ``select``; pandera runs only when a count is not zero (or a rule is one this does not count), to
+    say which rows fail and why. The counts are at least as strict as pandera's checks, never looser.
+    """
+    import polars as pl
+
+    wanted = [r for r in contract.rules if r.kind != "sql" and effective_severity(r, waive) == severity]
+    counts: list[pl.Expr] = []
+    if severity == "error":
+        if dict(frame.schema) != dict(contract.polars_schema()):
+            return False  # a missing, extra or mistyped column: pandera names it
+        for column in contract.columns:
+            values = pl.col(column.name)
+            if column.required:
+                counts.append(values.null_count())
+            if column.minimum is not None:
+                counts.append((values < column.minimum).sum())
+            if column.maximum is not None:
+                counts.append((values > column.maximum).sum())
+            if frame.schema[column.name].is_float() and (column.minimum, column.maximum) != (None, None):
+                counts.append(values.is_nan().sum())  # NaN is in no range, however it compares
+    for rule in wanted:
+        if rule.column is not None and rule.column not in frame.columns:
+            return False
+        values = pl.col(rule.column) if rule.column else None
+        if rule.kind == "finite" and values is not None:
+            counts.append((~values.is_finite()).sum())
+        elif rule.kind == "valid_values" and values is not None:
+            counts.append((~values.is_in(list(rule.valid_values))).sum())
+        elif rule.kind == "duplicates":
+            together = list(rule.properties or contract.column_names)
+            if any(name not in frame.columns for name in together):
+                return False
+            counts.append(pl.len() - pl.struct(together).n_unique())
+        else:
+            return False  # a kind not counted here: pandera decides
+    if not counts:
+        return True
+    found = frame.select([count.cast(pl.Int64).alias(f"rule_{i}") for i, count in enumerate(counts)])
+    return not any(found.row(0))
 
 
 def report_from(

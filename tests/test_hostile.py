@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from stedi_etl import pipeline
 from stedi_etl.cli import main
-from stedi_etl.landing import read_landing
+from stedi_etl.contracts import load_contract
+from stedi_etl.landing import parse_file, read_landing
 from stedi_etl.storage import Store
 from tests.conftest import REPO
 
@@ -238,3 +239,21 @@ def test_random_json_values_are_each_a_row_or_a_quarantined_record(
         return
     rows, quarantined = accelerometer_accounting(document)  # type: ignore[arg-type]
     assert rows + quarantined == SAMPLE_READINGS + len(values)  # every record is a row or quarantined
+
+
+def test_an_html_error_page_with_styles_is_refused_as_html(tmp_path: Path) -> None:
+    landing = tmp_path / "landing"
+    shutil.copytree(SAMPLE, landing)
+    page = b"<html><head><style>body { color: red; }</style></head><body>502 Bad Gateway</body></html>\n"
+    (landing / ACCELEROMETER / "page.json").write_bytes(page)
+    result = CliRunner().invoke(
+        main, ["run-all", "--landing", str(landing), "--lake", str(tmp_path / "l"), "-q"]
+    )
+    assert result.exit_code == 1
+    assert "page.json is HTML or XML (it starts with '<'), not JSON records" in result.stderr
+
+
+def test_a_torn_first_line_starting_with_a_bracket_costs_only_itself(tmp_path: Path) -> None:
+    good = '{"user": "a@b.c", "timestamp": 1655564000000, "x": 1.0, "y": 2.0, "z": 3.0}'
+    read = parse_file(f"<torn\n{good}\n".encode(), "f.json", load_contract("accelerometer_landing"))
+    assert read.frame.height == 1 and [r.reason for r in read.rejected] == ["invalid_json"]

@@ -387,7 +387,7 @@ def test_every_record_written_is_a_row_or_a_reject(
     write_landing(root, "customer", "c.json", ("\ufeff" if bom else "") + body)
     if all(kind in ("torn", "junk", "not_object") for kind in kinds):
         # Not one JSON object: the file is no landing data at all, and the run stops naming it.
-        with pytest.raises(LandingError, match=r"c\.json is (not JSON records|text without a JSON object)"):
+        with pytest.raises(LandingError, match=r"c\.json is .*not JSON records"):
             read_landing(Store(str(root)), "customer")
         return
     read = read_landing(Store(str(root)), "customer")
