@@ -377,7 +377,7 @@ def _accept_native(frame: pl.DataFrame, plan: _NativeRead, contract: Contract) -
     """The frame Polars read, when nothing shows the tolerant path would have read the file differently."""
     spelled, data = plan.spelled, plan.data
     frame = frame.rename({v: k for k, v in spelled.items() if k != v})
-    if _text_columns_ambiguous(frame, contract):
+    if _text_columns_ambiguous(frame, contract, data, spelled):
         return None
     # A record spelling a key differently from the first record reads as null here. Only columns with nulls
     # can hide one; for those, the quoted name must occur as often case-blind as spelled.
@@ -398,16 +398,32 @@ def _accept_native(frame: pl.DataFrame, plan: _NativeRead, contract: Contract) -
 _NOT_PLAINLY_TEXT = r"^(?:-?[0-9][0-9.eE+-]*|true|false|[\[{].*)$"
 
 
-def _text_columns_ambiguous(frame: pl.DataFrame, contract: Contract) -> bool:
+def _text_columns_ambiguous(
+    frame: pl.DataFrame, contract: Contract, data: bytes, spelled: dict[str, str]
+) -> bool:
+    """Whether a text column holds a value that may not have been a JSON string in the file.
+
+    A value shaped like a number, boolean, object or array is ambiguous in the frame, but the bytes can
+    settle it: if no key of that column is followed by anything but a string or null, every such value was
+    a string (phone numbers and dates in customer files, which can then take this path).
+    """
     import polars as pl
 
     text = [c.name for c in contract.columns if c.logical_type == "string"]
     if not text or frame.is_empty():
         return False
-    found = frame.select(
-        pl.any_horizontal(pl.col(text).str.contains(_NOT_PLAINLY_TEXT).fill_null(False)).any()
-    )
-    return bool(found.item())
+    shaped = frame.select(pl.col(text).str.contains(_NOT_PLAINLY_TEXT).fill_null(False).any()).row(0)
+    suspects = [name for name, found in zip(text, shaped, strict=True) if found]
+    if not suspects:
+        return False
+    if b"\\u" in data:
+        return True  # an escaped key would slip past the byte check below
+    for name in suspects:
+        # The key in any case, then a value that is not a string (") or null (n): a number, true, [ or {.
+        key = re.escape(spelled[name].encode())
+        if re.search(rb'"(?i:' + key + rb')"\s*:\s*[^\s"n]', data):
+            return True
+    return False
 
 
 def _first_line(data: bytes) -> bytes | None:

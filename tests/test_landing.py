@@ -252,6 +252,8 @@ def test_native_path_refuses_what_it_cannot_read_exactly() -> None:
         f'{A}\n{{"user":1.0,"timestamp":{T0},"x":1,"y":0,"z":0}}\n',  # Polars reads 1.0 as "1"
         f'{A}\n{{"user":true,"timestamp":{T0},"x":1,"y":0,"z":0}}\n',  # Polars reads true as "true"
         f'{A}\n{{"user":{{"k":1}},"timestamp":{T0},"x":1,"y":0,"z":0}}\n',  # objects become text
+        f'{A}\n{{"USER": 12,"timestamp":{T0},"x":1,"y":0,"z":0}}\n',  # a number under a key in another case
+        f'{A}\n{{"user":"12","timestamp":{T0},"x":1,"y":0,"z":0}}\n{{"user":12.0,"timestamp":{T0},"x":1}}\n',
         f"{A}\n{accel('b@x.com', T0 + 1, time_key='TIMESTAMP')}\n",  # a key spelled unlike record 1
     ]
     for content in ambiguous:
@@ -270,7 +272,8 @@ def native_candidate_files(draw: st.DrawFn) -> bytes:
         for name in ACCEL.column_names:
             spelling = draw(st.sampled_from(SPELLINGS[name]))
             if name == "user":
-                value: object = draw(st.sampled_from(["a@x.com", "12345", "1.5", "true", "B@X.COM"]))
+                texts = ["a@x.com", "12345", "1.5", "true", "B@X.COM", "[1]", 12345, 1.5, 1.0, True, None]
+                value: object = draw(st.sampled_from(texts))
             elif name == "timestamp":
                 value = draw(st.sampled_from([T0, str(T0), float(T0), T0 + 7]))
             else:
@@ -406,3 +409,14 @@ def test_every_record_written_is_a_row_or_a_reject(
     assert read.quarantine.get_column("reason").to_list() == [
         expected_reasons[kind] for kind, _text, _expected in records if kind != "good"
     ]
+
+
+def test_text_that_looks_like_a_number_is_read_natively_when_the_bytes_show_it_was_quoted(
+    starter: Path, stedi_2022: Path
+) -> None:
+    """Digit-only phone numbers and dates are strings in the file; nothing unquoted follows their keys."""
+    quoted = f'{{"user":"12345","timestamp":{T0},"x":1,"y":0,"z":0}}\n{A}\n'
+    assert read_native(quoted.encode(), ACCEL).get_column("user").to_list() == ["12345", "a@x.com"]
+    for data_set in (starter, stedi_2022):
+        read = read_landing(Store(str(data_set)), "customer")
+        assert {f.path for f in read.files} == {"native"}, data_set
