@@ -139,11 +139,20 @@ def read_landing(store: Store, dataset: str, listed: dict[str, FileInfo] | None 
     if listed is None:
         listed = store.listing(directory)
     wanted = [p for p in listed if not is_hidden(p[len(directory) :])]
-    blobs = store.read_many(wanted)
     sources = [store.url(p) for p in wanted]
-    texts = [_decompress(p, blobs[p], source) for p, source in zip(wanted, sources, strict=True)]
-    parsed = parse_files(texts, sources, contract)
-    frame, rejected, report = _apply_row_checks(parsed, sources, texts, contract)
+    parsed: list[ParsedFile] = []
+    # The files' bytes are held one batch at a time, not the whole dataset's (1 GB at scale 100).
+    for batch in _batches(wanted, listed, BATCH_BYTES):
+        blobs = store.read_many(batch)
+        texts = [_decompress(p, blobs.pop(p), store.url(p)) for p in batch]
+        parsed.extend(parse_files(texts, [store.url(p) for p in batch], contract))
+        del texts
+
+    def text_of(index: int) -> bytes:
+        """A file read again: only for a file some of whose rows break a row rule, to find their lines."""
+        return _decompress(wanted[index], store.read_bytes(wanted[index]), sources[index])
+
+    frame, rejected, report = _apply_row_checks(parsed, sources, text_of, contract)
     rejected_in = Counter(r.source for r in rejected)
     failed_checks_in = Counter(r.source for r in rejected if r.reason == "check_failed")
     files = tuple(
@@ -155,6 +164,23 @@ def read_landing(store: Store, dataset: str, listed: dict[str, FileInfo] | None 
     ignored = tuple(store.url(p) for p in listed.keys() - set(wanted))
     seconds = time.perf_counter() - started
     return LandingRead(dataset, frame, quarantine_frame(rejected), files, ignored, report, seconds)
+
+
+BATCH_BYTES = 64 * 2**20
+
+
+def _batches(paths: list[str], listed: dict[str, FileInfo], limit: int) -> Iterator[list[str]]:
+    """Consecutive runs of files of about ``limit`` bytes together (a larger file alone)."""
+    batch: list[str] = []
+    size = 0
+    for path in paths:
+        if batch and size + listed[path].size > limit:
+            yield batch
+            batch, size = [], 0
+        batch.append(path)
+        size += listed[path].size
+    if batch:
+        yield batch
 
 
 def is_hidden(relative: str) -> bool:
@@ -688,7 +714,7 @@ def _raw_text(whole: str, start: int, end: int) -> str:
 
 
 def _apply_row_checks(
-    parsed: list[ParsedFile], sources: list[str], texts: list[bytes], contract: Contract
+    parsed: list[ParsedFile], sources: list[str], text_of: Callable[[int], bytes], contract: Contract
 ) -> tuple[pl.DataFrame, list[Rejected], ValidationReport]:
     """Quarantine rows that break the contract's row rules, once for the whole dataset, and check the rest."""
     import polars as pl
@@ -710,9 +736,9 @@ def _apply_row_checks(
             continue
         f = parsed[index]
         if f.path == "native":  # the tolerant path knows each record's line and text
-            f = read_tolerant(texts[index], sources[index], contract)
+            f = read_tolerant(text_of(index), sources[index], contract)
             if f.frame.height != parsed[index].frame.height:
-                raise RuntimeError(f"the native and tolerant readers disagree on {sources[index]}")
+                raise LandingError(f"{sources[index]} changed while it was being read; run again")
         for row, reasons in sorted(in_file.items()):
             rejected.append(
                 Rejected(sources[index], f.lines[row], f.records[row], "check_failed", reasons, f.raws[row])

@@ -420,3 +420,16 @@ def test_text_that_looks_like_a_number_is_read_natively_when_the_bytes_show_it_w
     for data_set in (starter, stedi_2022):
         read = read_landing(Store(str(data_set)), "customer")
         assert {f.path for f in read.files} == {"native"}, data_set
+
+
+def test_reading_in_small_batches_gives_the_same_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files are read a batch at a time to bound memory; batching must not change a row or a reject."""
+    sample = Store(str(Path(__file__).resolve().parents[1] / "fixtures" / "sample"))
+    whole = read_landing(sample, "accelerometer")
+    monkeypatch.setattr("stedi_etl.landing.BATCH_BYTES", 1)  # one file a batch
+    batched = read_landing(sample, "accelerometer")
+    assert batched.frame.equals(whole.frame)
+    assert batched.quarantine.equals(whole.quarantine)
+    assert batched.files == whole.files
+    assert whole.quarantined  # the sample's defects, row-rule breaks among them, were found both ways
+    assert "check_failed" in whole.quarantined_by_reason()
