@@ -8,13 +8,22 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stedi_etl import pipeline
 from stedi_etl.cli import main
+from stedi_etl.contracts import load_contract
 from stedi_etl.errors import UsageError
 from stedi_etl.lake import Lake
 from stedi_etl.storage import Store
-from stedi_etl.validation import validate_lake, validate_landing, validate_paths
+from stedi_etl.validation import (
+    failure_cases,
+    surely_holds,
+    validate_lake,
+    validate_landing,
+    validate_paths,
+)
 from tests.conftest import MINIMAL_CONTRACT, write_landing
 
 T0 = 1655564444103
@@ -227,3 +236,45 @@ def test_a_lake_table_folder_is_checked_at_its_current_version_only(starter: Pat
     pl.DataFrame({"email": [None]}).write_parquet(stale / "part-00000.parquet")  # would break the contract
     (report,) = validate_paths("customer_trusted", (str(tmp_path / "customer" / "trusted"),)).reports
     assert (report.ok, report.rows) == (True, 482)
+
+
+# --- the counting pass never lets through what pandera would fail ------------------------------------------
+
+ACCEL_LANDING = load_contract("accelerometer_landing")
+STEP_LANDING = load_contract("step_trainer_landing")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["a@x.com", "b@x.com", None]),
+            st.sampled_from([1655564000000, 1655564000001, 5, None, 9_000_000_000_000]),
+            st.sampled_from([0.0, 1.5, -2.0, float("nan"), float("inf"), None]),
+        ),
+        max_size=6,
+    ),
+    severity=st.sampled_from(["error", "warning"]),
+)
+def test_the_counting_pass_agrees_with_pandera(rows: list[tuple], severity: str) -> None:
+    import pandera.errors
+
+    frame = pl.DataFrame(
+        [(user, ts, x, 0.0, 1.0) for user, ts, x in rows],
+        schema=ACCEL_LANDING.polars_schema(),
+        orient="row",
+    )
+    try:
+        ACCEL_LANDING.pandera_schema(severity).validate(frame, lazy=True)  # type: ignore[arg-type]
+        pandera_passes = True
+    except pandera.errors.SchemaErrors:
+        pandera_passes = False
+    if surely_holds(frame, ACCEL_LANDING, severity):  # type: ignore[arg-type]
+        assert pandera_passes, frame
+
+
+def test_the_counting_pass_defers_to_pandera_on_an_unexpected_shape() -> None:
+    frame = pl.DataFrame({"sensorReadingTime": [1], "serialNumber": ["s"]})  # a column missing
+    assert not surely_holds(frame, STEP_LANDING, "error")
+    cases = failure_cases(frame, STEP_LANDING, "error")
+    assert cases is not None and "column_in_dataframe" in cases.get_column("check").to_list()
