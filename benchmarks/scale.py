@@ -27,14 +27,10 @@ from pathlib import Path
 
 import polars as pl
 
+from stedi_etl.pipeline import STEPS
+
 HERE = Path(__file__).resolve().parent
-TABLES = (
-    "customer_trusted",
-    "accelerometer_trusted",
-    "customer_curated",
-    "step_trainer_trusted",
-    "machine_learning_curated",
-)
+TABLES = tuple(step.table for step in STEPS)  # the five tables, in DAG order
 
 
 @dataclass(frozen=True)

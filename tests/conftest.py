@@ -12,6 +12,25 @@ import pytest
 DATA = Path(os.environ.get("STEDI_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 REPO = Path(__file__).resolve().parents[1]
 
+# The zone pipeline issue's published counts: the lake tables built from each real data set, and the
+# records each landing dataset holds. Every test that checks them reads them from here.
+STARTER_COUNTS = {
+    "customer_trusted": 482,
+    "accelerometer_trusted": 40981,
+    "customer_curated": 482,
+    "step_trainer_trusted": 14460,
+    "machine_learning_curated": 40981,
+}
+STEDI_2022_COUNTS = {
+    "customer_trusted": 497,
+    "accelerometer_trusted": 10316,
+    "customer_curated": 137,
+    "step_trainer_trusted": 29970,
+    "machine_learning_curated": 0,
+}
+STARTER_LANDING = {"customer": 956, "accelerometer": 81273, "step_trainer": 28680}
+STEDI_2022_LANDING = {"customer": 999, "accelerometer": 25126, "step_trainer": 239760}
+
 
 def data_set(name: str) -> Path:
     path = DATA / name
@@ -63,3 +82,22 @@ def starter_lake(starter: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     result = run(str(starter), str(lake))
     assert result.ok, [t.reason for t in result.failed]
     return lake
+
+
+def break_step_trainer_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make step_trainer_trusted append its first row again, as Glue's re-runs did: it fails its contract."""
+    from dataclasses import replace
+
+    import polars as pl
+
+    from stedi_etl import pipeline, transforms
+
+    def duplicating(step_readings: pl.LazyFrame, customers: pl.LazyFrame) -> pl.LazyFrame:
+        built = transforms.step_trainer_trusted(step_readings, customers)
+        return pl.concat([built, built.head(1)])
+
+    broken = tuple(
+        replace(step, transform=duplicating) if step.table == "step_trainer_trusted" else step
+        for step in pipeline.STEPS
+    )
+    monkeypatch.setattr(pipeline, "STEPS", broken)

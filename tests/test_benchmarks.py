@@ -16,16 +16,11 @@ import pytest
 from stedi_etl import transforms
 from stedi_etl.landing import read_landing
 from stedi_etl.storage import Store
+from tests.conftest import STARTER_COUNTS, STARTER_LANDING
 
-# Published sizes of the starter set (its README) and of the tables built from it (tests/test_pipeline.py).
-LANDING_ROWS = {"customer": 956, "accelerometer": 81_273, "step_trainer": 28_680}
-STARTER_TABLES = {
-    "customer_trusted": 482,
-    "accelerometer_trusted": 40_981,
-    "customer_curated": 482,
-    "step_trainer_trusted": 14_460,
-    "machine_learning_curated": 40_981,
-}
+# Published sizes of the starter set and of the tables built from it.
+LANDING_ROWS = STARTER_LANDING
+STARTER_TABLES = STARTER_COUNTS
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +90,17 @@ def test_timestamp_ml_join_on_the_starter_set(benchmark: Any, frames: dict[str, 
         ).collect()
 
     assert benchmark(build).height == 43_681
+
+
+def test_the_duckdb_job_names_the_pipelines_tables() -> None:
+    """benchmarks/duckdb_job.py lists the tables itself (importing the pipeline would time Polars' import
+    as DuckDB's); it must list the same ones."""
+    import importlib.util
+
+    from stedi_etl.pipeline import STEPS
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("duckdb_job", REPO / "benchmarks" / "duckdb_job.py")
+    job = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(job)  # type: ignore[union-attr]
+    assert tuple(step.table for step in STEPS) == job.TABLES

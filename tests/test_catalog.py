@@ -16,15 +16,11 @@ from stedi_etl.cli import main
 from stedi_etl.errors import UsageError
 from stedi_etl.lake import POINTER, Lake
 from stedi_etl.storage import Store
-from tests.conftest import REPO
+from tests.conftest import REPO, STARTER_COUNTS
 
-# The rubric's row counts for a lake built from stedi-starter.
+# The rubric's row counts for a lake built from stedi-starter, and its empty quarantines.
 STARTER_ROWS = {
-    "customer_trusted": 482,
-    "accelerometer_trusted": 40981,
-    "customer_curated": 482,
-    "step_trainer_trusted": 14460,
-    "machine_learning_curated": 40981,
+    **STARTER_COUNTS,
     "customer_quarantine": 0,
     "accelerometer_quarantine": 0,
     "step_trainer_quarantine": 0,

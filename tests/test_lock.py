@@ -23,6 +23,7 @@ from stedi_etl.errors import LockError
 from stedi_etl.lake import Lake
 from stedi_etl.storage import Store
 from tests.conftest import REPO
+from tests.conftest import STEDI_2022_COUNTS as STEDI_2022
 
 if TYPE_CHECKING:
     from tests.s3_fixtures import S3
@@ -30,13 +31,6 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.s3_fixtures"]
 
 SAMPLE = REPO / "fixtures" / "sample"
-STEDI_2022 = {
-    "customer_trusted": 497,
-    "accelerometer_trusted": 10316,
-    "customer_curated": 137,
-    "step_trainer_trusted": 29970,
-    "machine_learning_curated": 0,
-}
 
 
 def hold(lake: Path, run_id: str = "20260101T000000000Z-holder") -> lake_lock.LakeLock:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -18,15 +17,7 @@ from stedi_etl.contracts import load_contract
 from stedi_etl.errors import UsageError
 from stedi_etl.lake import POINTER, Lake, read_table
 from stedi_etl.storage import Store
-from tests.conftest import write_landing
-
-STARTER_COUNTS = {
-    "customer_trusted": 482,
-    "accelerometer_trusted": 40981,
-    "customer_curated": 482,
-    "step_trainer_trusted": 14460,
-    "machine_learning_curated": 40981,
-}
+from tests.conftest import STARTER_COUNTS, break_step_trainer_trusted, write_landing
 
 
 def counts(result: pipeline.RunResult) -> dict[str, int | None]:
@@ -167,16 +158,7 @@ def test_a_table_failing_its_contract_is_not_published_and_stops_only_its_depend
     the_lake = Lake(Store(str(tmp_path)))
     previous = {step.table: the_lake.pointer(step.table).version for step in pipeline.STEPS}
 
-    def duplicating(step_readings: pl.LazyFrame, customers: pl.LazyFrame) -> pl.LazyFrame:
-        """A broken step_trainer_trusted that appends its first row again, as Glue's re-runs did."""
-        built = transforms.step_trainer_trusted(step_readings, customers)
-        return pl.concat([built, built.head(1)])
-
-    broken = tuple(
-        replace(step, transform=duplicating) if step.table == "step_trainer_trusted" else step
-        for step in pipeline.STEPS
-    )
-    monkeypatch.setattr(pipeline, "STEPS", broken)
+    break_step_trainer_trusted(monkeypatch)
     result = CliRunner().invoke(
         main, ["run-all", "--landing", str(starter), "--lake", str(tmp_path), "--full-refresh"]
     )

@@ -14,22 +14,10 @@ from stedi_etl import pipeline
 from stedi_etl.lake import POINTER, Lake, new_run_id
 from stedi_etl.storage import Store
 from tests.conftest import REPO
+from tests.conftest import STARTER_COUNTS as STARTER
+from tests.conftest import STEDI_2022_COUNTS as STEDI_2022
 from tests.killing import killed_run, run_with_moments
 
-STARTER = {
-    "customer_trusted": 482,
-    "accelerometer_trusted": 40981,
-    "customer_curated": 482,
-    "step_trainer_trusted": 14460,
-    "machine_learning_curated": 40981,
-}
-STEDI_2022 = {
-    "customer_trusted": 497,
-    "accelerometer_trusted": 10316,
-    "customer_curated": 137,
-    "step_trainer_trusted": 29970,
-    "machine_learning_curated": 0,
-}
 TABLES = list(STARTER)
 QUARANTINES = ["customer_quarantine", "accelerometer_quarantine", "step_trainer_quarantine"]
 

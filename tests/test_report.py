@@ -10,7 +10,6 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -23,31 +22,21 @@ from stedi_etl.funnel import chains
 from stedi_etl.pipeline import STEPS, run
 from stedi_etl.query import run_query
 from stedi_etl.report import build_report, mask_raw, write_report
-from tests.conftest import REPO, write_landing
+from tests.conftest import (
+    REPO,
+    STARTER_COUNTS,
+    STARTER_LANDING,
+    STEDI_2022_COUNTS,
+    STEDI_2022_LANDING,
+    break_step_trainer_trusted,
+    write_landing,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 
-# The zone pipeline issue's published counts (README), landing rows first.
-STARTER = {
-    "customer_landing": 956,
-    "accelerometer_landing": 81273,
-    "step_trainer_landing": 28680,
-    "customer_trusted": 482,
-    "accelerometer_trusted": 40981,
-    "customer_curated": 482,
-    "step_trainer_trusted": 14460,
-    "machine_learning_curated": 40981,
-}
-STEDI_2022 = {
-    "customer_landing": 999,
-    "accelerometer_landing": 25126,
-    "step_trainer_landing": 239760,
-    "customer_trusted": 497,
-    "accelerometer_trusted": 10316,
-    "customer_curated": 137,
-    "step_trainer_trusted": 29970,
-    "machine_learning_curated": 0,
-}
+# The zone pipeline issue's published counts, landing rows first.
+STARTER = {**{f"{d}_landing": n for d, n in STARTER_LANDING.items()}, **STARTER_COUNTS}
+STEDI_2022 = {**{f"{d}_landing": n for d, n in STEDI_2022_LANDING.items()}, **STEDI_2022_COUNTS}
 
 # Each reason the funnel gives, counted again in SQL (DuckDB through `query`) straight from the landing
 # data and the lake: a second implementation, so the funnel's Polars code is checked, not restated.
@@ -428,20 +417,7 @@ def test_run_all_report_without_a_path_writes_report_html(hostile_landing: Path,
 def test_run_all_writes_the_report_after_a_failed_run(
     hostile_landing: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import polars as pl
-
-    from stedi_etl import pipeline, transforms
-
-    def duplicating(step_readings: pl.LazyFrame, customers: pl.LazyFrame) -> pl.LazyFrame:
-        """A broken step_trainer_trusted that appends its first row again, as Glue's re-runs did."""
-        built = transforms.step_trainer_trusted(step_readings, customers)
-        return pl.concat([built, built.head(1)])
-
-    broken = tuple(
-        replace(step, transform=duplicating) if step.table == "step_trainer_trusted" else step
-        for step in pipeline.STEPS
-    )
-    monkeypatch.setattr(pipeline, "STEPS", broken)
+    break_step_trainer_trusted(monkeypatch)
     output = tmp_path / "failed.html"
     done = CliRunner().invoke(
         main,
