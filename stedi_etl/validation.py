@@ -201,11 +201,16 @@ def report_from(
     errors = _summarize(error_cases, frame, contract, table, "error")
     warnings = _summarize(failure_cases(frame, contract, "warning", waive), frame, contract, table, "warning")
     tables = {**(related or {}), contract.name: frame}
-    for severity in ("error", "warning"):
-        for rule in contract.sql_rules(severity, waive):  # type: ignore[arg-type]
-            failure = _sql_failure(rule, tables, table, severity)  # type: ignore[arg-type]
-            if failure is not None:
-                (errors if failure.severity == "error" else warnings).append(failure)
+    rules = [
+        (severity, rule)
+        for severity in ("error", "warning")
+        for rule in contract.sql_rules(severity, waive)  # type: ignore[arg-type]
+    ]
+    counted = _sql_counts([rule for _severity, rule in rules], tables)
+    for (severity, rule), value in zip(rules, counted, strict=True):
+        failure = _sql_failure(rule, value, tables, table, severity)  # type: ignore[arg-type]
+        if failure is not None:
+            (errors if failure.severity == "error" else warnings).append(failure)
     return ValidationReport(table, contract.name, frame.height, tuple(errors), tuple(warnings), source)
 
 
@@ -327,15 +332,38 @@ def _sample_text(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _sql_failure(
-    rule: Any, tables: Mapping[str, pl.DataFrame], table: str, severity: Severity
-) -> CheckFailure | None:
+def _sql_counts(rules: list[Any], tables: Mapping[str, pl.DataFrame]) -> list[int | Exception]:
+    """Each rule's count, or why it could not run; the rules that plan are run together in one collect_all,
+    which runs them in parallel and shares the scans they have in common."""
     import polars as pl
 
     context = pl.SQLContext({name: frame.lazy() for name, frame in tables.items()})
+    planned: list[pl.LazyFrame | Exception] = []
+    for rule in rules:
+        try:
+            planned.append(context.execute(rule.query))
+        except Exception as err:
+            planned.append(err)
+    runnable = [index for index, plan in enumerate(planned) if not isinstance(plan, Exception)]
+    results: list[int | Exception] = [plan if isinstance(plan, Exception) else 0 for plan in planned]
     try:
-        value = context.execute(rule.query).collect().item()
-    except Exception as err:
+        frames = pl.collect_all([planned[index] for index in runnable])  # type: ignore[misc]
+        for index, frame in zip(runnable, frames, strict=True):
+            results[index] = frame.item()
+    except Exception:
+        for index in runnable:  # one at a time, so each rule keeps its own error
+            try:
+                results[index] = planned[index].collect().item()  # type: ignore[union-attr]
+            except Exception as err:
+                results[index] = err
+    return results
+
+
+def _sql_failure(
+    rule: Any, value: int | Exception, tables: Mapping[str, pl.DataFrame], table: str, severity: Severity
+) -> CheckFailure | None:
+    if isinstance(value, Exception):
+        err = value
         missing = [name for name in _referenced(rule.query) if name not in tables]
         if missing:  # checking one file alone: the tables it relates to are elsewhere
             return CheckFailure(
