@@ -284,6 +284,7 @@ class _Run:
             lock,
         )
         self.datasets = list(listings)
+        self.landing_files = {d: landing_inputs(landing_store, d, listings[d]) for d in self.datasets}
         self.result = RunResult(
             run_id,
             landing_store.uri,
@@ -365,22 +366,7 @@ class _Run:
     def build(self) -> None:
         names = [quarantine_table(d) for d in self.datasets] + [s.table for s in self.steps]
         current = self.current = {k: v for k, v in self.lake.pointers(names).items() if v is not None}
-        # Files are named relative to their dataset's folder: the same files under another landing URI are
-        # the same input (a copy has other modification times, though, and is read again).
-        landing_ids = {
-            d: fingerprint(
-                load_contract(f"{d}_landing").sha256,
-                [
-                    (
-                        f["path"][len(self.landing_store.url(landing_dir(self.landing_store, d))) :],
-                        f["size"],
-                        f["stamp"],
-                    )
-                    for f in landing_inputs(self.landing_store, d, self.listings[d])
-                ],
-            )
-            for d in self.datasets
-        }
+        landing_ids = {d: self.landing_id(d) for d in self.datasets}
         # A frame is dropped once the last step that needs it is built, so a run holds the inputs of the
         # step at hand, not every table of the lake: landing datasets are read when first needed.
         last_use = {name: index for index, step in enumerate(self.steps) for name in step.inputs}
@@ -392,10 +378,18 @@ class _Run:
             self.quarantine(dataset, current.get(quarantine_table(dataset)), landing_ids[dataset])
         for dataset in self.datasets:  # datasets nothing needed to read
             if dataset not in self.landing_results:
-                listed = landing_inputs(self.landing_store, dataset, self.listings[dataset])
+                listed = self.landing_files[dataset]
                 self.landing_results[dataset] = LandingSummary(
                     dataset, len(listed), sum(f["size"] for f in listed), None, None, {}, {}, 0.0
                 )
+
+    def landing_id(self, dataset: str) -> str:
+        """What a dataset's landing data is: its contract and each file's path, size and stamp. Paths are
+        relative to the dataset's folder: the same files under another landing URI are the same input (a
+        copy has other modification times, though, and is read again)."""
+        folder = self.landing_store.url(landing_dir(self.landing_store, dataset))
+        files = [(f["path"][len(folder) :], f["size"], f["stamp"]) for f in self.landing_files[dataset]]
+        return fingerprint(load_contract(f"{dataset}_landing").sha256, files)
 
     def up_to_date(self, table: str, pointer: Pointer | None, built_from: str) -> TableResult | None:
         if self.full_refresh or pointer is None or pointer.fingerprint != built_from:
@@ -420,7 +414,7 @@ class _Run:
         table = quarantine_table(dataset)
         contract = load_contract("quarantine")
         built_from = fingerprint(table, contract.sha256, code_fingerprint(), landing_id)
-        inputs = landing_inputs(self.landing_store, dataset, self.listings[dataset])
+        inputs = self.landing_files[dataset]
         unchanged = self.up_to_date(table, pointer, built_from)
         if unchanged is not None:
             self.result = replace(
@@ -445,7 +439,7 @@ class _Run:
             if name in LANDING_INPUTS:
                 dataset = LANDING_INPUTS[name]
                 input_ids[name] = landing_ids[dataset]
-                inputs.extend(landing_inputs(self.landing_store, dataset, self.listings[dataset]))
+                inputs.extend(self.landing_files[dataset])
             else:
                 input_ids[name] = self.content.get(name)
                 inputs.append({"table": name, "content_sha256": self.content.get(name)})
