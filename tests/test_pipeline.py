@@ -16,6 +16,7 @@ from stedi_etl.cli import main
 from stedi_etl.contracts import load_contract
 from stedi_etl.errors import UsageError
 from stedi_etl.lake import POINTER, Lake, read_table
+from stedi_etl.landing import read_landing
 from stedi_etl.storage import Store
 from tests.conftest import STARTER_COUNTS, break_step_trainer_trusted, write_landing
 
@@ -334,3 +335,24 @@ def test_personal_data_never_reaches_output_logs_or_manifests(stedi_2022: Path, 
     assert "email_unique" in text.stdout  # the warning is there
     for output in (text.stdout, text.stderr, as_json.stdout, checked.stdout, manifests):
         assert not [value for value in personal if value in output]
+
+
+@pytest.mark.parametrize("ml_join", ["same-customer", "timestamp"])
+def test_building_in_parts_gives_exactly_the_whole_table(starter: Path, tmp_path: Path, ml_join: str) -> None:
+    """Large steps are built from ranges of their first input; the parts must add up to the very table a
+    single build gives, row for row and in order, for every step (stedi-starter split into many parts)."""
+    options = pipeline.RunOptions(ml_join=ml_join)  # type: ignore[arg-type]
+    assert pipeline.run(str(starter), str(tmp_path), options=options).ok
+    the_lake = Lake(Store(str(tmp_path)))
+    landing = Store(str(starter))
+    frames = {
+        f"{d}_landing": read_landing(landing, d).frame for d in ("customer", "accelerometer", "step_trainer")
+    }
+    frames.update({step.table: the_lake.read(step.table) for step in pipeline.STEPS})
+    for step in pipeline.STEPS:
+        keywords = {name: getattr(options, name) for name in step.options}
+        inputs = [frames[name] for name in step.inputs]
+        whole = step.transform(*(f.lazy() for f in inputs), **keywords).collect()
+        in_parts = pipeline.build_in_parts(step, inputs, keywords, part_rows=max(1, inputs[0].height // 7))
+        assert in_parts.equals(whole), step.table
+        assert in_parts.equals(frames[step.table]), step.table
