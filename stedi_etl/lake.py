@@ -137,6 +137,7 @@ class Lake:
     def pointers(self, tables: Sequence[str]) -> dict[str, Pointer | None]:
         """The current pointer of each of ``tables`` (fetched together: concurrent requests on S3)."""
         paths = {table: f"{self.table_dir(table)}/{POINTER}" for table in tables}
+        # One request each on S3, where exists() then a read took two.
         found = self.store.read_many_if_exists(paths.values())
         return {
             table: None if found[path] is None else Pointer.from_json(found[path], self.store.url(path))  # type: ignore[arg-type]
@@ -144,11 +145,7 @@ class Lake:
         }
 
     def pointer(self, table: str) -> Pointer | None:
-        path = f"{self.table_dir(table)}/{POINTER}"
-        data = self.store.read_if_exists(path)  # one request on S3, where exists() then a read took two
-        if data is None:
-            return None
-        return Pointer.from_json(data, self.store.url(path))
+        return self.pointers([table])[table]
 
     def read(self, table: str) -> pl.DataFrame:
         """The current version of ``table``; a version pruned while being read is re-resolved once."""
@@ -245,12 +242,7 @@ class Lake:
         from stedi_etl.pipeline import STEPS
 
         names = [step.table for step in STEPS] + [quarantine_table(d) for d in DATASETS]
-        found = {}
-        for name in names:
-            pointer = self.pointer(name)
-            if pointer is not None:
-                found[name] = pointer
-        return found
+        return {name: pointer for name, pointer in self.pointers(names).items() if pointer is not None}
 
     def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:
         """Write (or rewrite, as the run goes on) a run's manifest; each write replaces it whole."""
@@ -258,9 +250,9 @@ class Lake:
         self.store.replace(path, json.dumps(manifest, indent=2, sort_keys=True, default=str).encode())
         return self.store.url(path)
 
-    def manifests(self) -> dict[str, bytes]:
-        """Every run manifest of the lake by run id (oldest first)."""
-        listed = self.manifest_paths()
+    def manifests(self, last: int | None = None) -> dict[str, bytes]:
+        """The run manifests of the lake by run id, oldest first: all, or the ``last`` ones."""
+        listed = self.manifest_paths()[-last:] if last else self.manifest_paths()
         found = self.store.read_many(listed)
         return {p.rsplit("/", 1)[-1][: -len(".json")]: found[p] for p in listed}
 

@@ -65,10 +65,8 @@ def list_runs(lake: str, *, endpoint_url: str | None = None, last: int | None = 
     the_lake = Lake(Store(lake, endpoint_url=endpoint_url))
     if not the_lake.store.exists(the_lake.store.path()):
         raise UsageError(f"no lake at {the_lake.uri}")
-    found = the_lake.manifests()
-    chosen = list(found.items())[-last:] if last else list(found.items())
     summaries = []
-    for run_id, data in chosen:
+    for run_id, data in the_lake.manifests(last).items():
         where = the_lake.store.url(the_lake.run_path(run_id))
         try:
             manifest = json.loads(data)

@@ -289,22 +289,14 @@ class Store:
                 return None
 
     def read_many(self, paths: Iterable[str]) -> dict[str, bytes]:
-        """Fetch several files; on S3 the requests run concurrently."""
-        paths = list(paths)
-        if not paths:
-            return {}
-        with self._errors("read", paths[0] if len(paths) == 1 else self.path()):
-            fetched = self.fs.cat_ranges(paths, None, None, on_error="return", **self._read_options())
-        result: dict[str, bytes] = {}
-        for path, data in zip(paths, fetched, strict=True):
-            if isinstance(data, BaseException):
-                with self._errors("read", path):
-                    raise data
-            result[path] = bytes(data)
-        return result
+        """Fetch several files; on S3 the requests run concurrently. A missing file is an error."""
+        return self._fetch(paths, missing_ok=False)  # type: ignore[return-value]
 
     def read_many_if_exists(self, paths: Iterable[str]) -> dict[str, bytes | None]:
-        """``read_many`` where a missing file is None rather than an error."""
+        """Fetch several files (concurrently on S3); a missing file is None."""
+        return self._fetch(paths, missing_ok=True)
+
+    def _fetch(self, paths: Iterable[str], *, missing_ok: bool) -> dict[str, bytes | None]:
         paths = list(paths)
         if not paths:
             return {}
@@ -312,7 +304,7 @@ class Store:
             fetched = self.fs.cat_ranges(paths, None, None, on_error="return", **self._read_options())
         result: dict[str, bytes | None] = {}
         for path, data in zip(paths, fetched, strict=True):
-            if isinstance(data, FileNotFoundError):
+            if missing_ok and isinstance(data, FileNotFoundError):
                 result[path] = None
             elif isinstance(data, BaseException):
                 with self._errors("read", path):
