@@ -171,11 +171,12 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return (
-            self.status == "succeeded"
-            and all(t.ok for t in self.tables + self.quarantines)
-            and all(s.ok for s in self.landing_results)
-        )
+        return self.status == "succeeded" and self.every_table_ok
+
+    @property
+    def every_table_ok(self) -> bool:
+        """Every landing dataset passed its contract and every table is published or up to date."""
+        return all(t.ok for t in self.tables + self.quarantines) and all(s.ok for s in self.landing_results)
 
     @property
     def failed(self) -> tuple[TableResult, ...]:
@@ -312,14 +313,14 @@ class _Run:
         lock: LakeLock,
     ) -> None:
         self.started = time.perf_counter()
-        self.landing_store, self.listings, self.lake = landing_store, listings, lake
-        self.steps, self.options, self.full_refresh, self.say, self.lock = (
-            steps,
-            options,
-            full_refresh,
-            say,
-            lock,
-        )
+        self.landing_store = landing_store
+        self.listings = listings
+        self.lake = lake
+        self.steps = steps
+        self.options = options
+        self.full_refresh = full_refresh
+        self.say = say
+        self.lock = lock
         self.datasets = list(listings)
         self.landing_files = {d: landing_inputs(landing_store, d, listings[d]) for d in self.datasets}
         self.result = RunResult(
@@ -347,16 +348,15 @@ class _Run:
     def run_id(self) -> str:
         return self.result.run_id
 
+    def gather(self) -> None:
+        """Bring what the run has read and how long it has taken into its result."""
+        landing = tuple(self.landing_results[d] for d in self.datasets if d in self.landing_results)
+        self.result = replace(self.result, landing_results=landing, seconds=elapsed(self.started))
+
     def record(self, **changes: Any) -> None:
         """Rewrite the run's manifest with what is known now (each write replaces it whole)."""
-        self.result = replace(
-            self.result,
-            landing_results=tuple(
-                self.landing_results[d] for d in self.datasets if d in self.landing_results
-            ),
-            seconds=elapsed(self.started),
-            **changes,
-        )
+        self.gather()
+        self.result = replace(self.result, **changes)
         manifest = self.lake.write_manifest(self.run_id, self.result.to_dict())
         self.result = replace(self.result, manifest=manifest)
 
@@ -392,10 +392,8 @@ class _Run:
             with contextlib.suppress(Exception):
                 self.record(status="interrupted", error=f"{type(err).__name__}: {err}", ended_at=_now())
             raise
-        ok = all(t.ok for t in self.result.tables + self.result.quarantines) and all(
-            s.ok for s in self.landing_results.values()
-        )
-        self.record(status="succeeded" if ok else "failed", ended_at=_now())
+        self.gather()
+        self.record(status="succeeded" if self.result.every_table_ok else "failed", ended_at=_now())
         return self.result
 
     # --- deciding and building --------------------------------------------------------------------------
