@@ -8,7 +8,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
@@ -36,6 +36,8 @@ class Step:
     inputs: tuple[str, ...]
     transform: Callable[..., pl.LazyFrame]
     options: tuple[str, ...] = ()
+    # Input -> the column its rows are split on when the table is built in key ranges (see build_in_parts).
+    split_by: Mapping[str, str] = field(default_factory=dict)
 
 
 # The whole DAG. Inputs named <dataset>_landing are read from the landing zone.
@@ -46,16 +48,21 @@ STEPS: tuple[Step, ...] = (
         ("accelerometer_landing", "customer_trusted"),
         transforms.accelerometer_trusted,
         ("consent_cutoff",),
+        split_by={"accelerometer_landing": "user", "customer_trusted": "email"},
     ),
     Step("customer_curated", ("customer_trusted", "accelerometer_trusted"), transforms.customer_curated),
     Step(
-        "step_trainer_trusted", ("step_trainer_landing", "customer_curated"), transforms.step_trainer_trusted
+        "step_trainer_trusted",
+        ("step_trainer_landing", "customer_curated"),
+        transforms.step_trainer_trusted,
+        split_by={"step_trainer_landing": "sensorReadingTime"},
     ),
     Step(
         "machine_learning_curated",
         ("step_trainer_trusted", "customer_curated", "accelerometer_trusted"),
         transforms.machine_learning_curated,
         ("ml_join",),
+        split_by={"step_trainer_trusted": "sensorReadingTime", "accelerometer_trusted": "timestamp"},
     ),
 )
 
@@ -230,39 +237,54 @@ def run(
         lock.release()
 
 
-PART_ROWS = 400_000  # a step is built in parts of about this many rows of its largest input
+PART_ROWS = 400_000  # a step is built in parts of about this many rows of its largest split input
 
 
 def build_in_parts(
     step: Step, inputs: list[pl.DataFrame], keywords: dict[str, Any], part_rows: int = PART_ROWS
 ) -> pl.DataFrame:
-    """``step``'s table, built from ranges of its first input's rows and concatenated in range order.
+    """``step``'s table, built from key ranges of its split inputs and concatenated in range order.
 
-    Every transform refines its first input row by row (filters, semi joins, joins driven by its rows) and
-    returns distinct rows sorted by all columns, the first of which comes straight from that input. So
-    splitting the first input by ranges of that column, building each range and concatenating the parts in
-    order gives exactly the whole table (equal rows share a range), while no sort, dedupe or join holds
-    more than a part: a multi-column sort of 4M rows alone took 1.6 GB at scale 100.
+    ``step.split_by`` names, for some inputs, the column their rows meet other rows on (join keys), the
+    first being the output's first column. Every transform returns distinct rows sorted by all columns, so
+    cutting each split input into the same ranges of its column, building each range from those slices
+    (and the other inputs whole) and concatenating the parts in order gives exactly the whole table: equal
+    rows and matching rows share a range. No sort, dedupe or join then holds more than a part, and no part
+    reads more than its slice of a large input: sorting the machine-learning table's 4M rows by all
+    columns took 1.6 GB alone at scale 100.
     """
     import polars as pl
 
-    first, others = inputs[0], [frame.lazy() for frame in inputs[1:]]
-    whole = step.transform(first.lazy(), *others, **keywords)
-    key = whole.collect_schema().names()[0]
-    parts = -(-max(frame.height for frame in inputs) // part_rows)
-    if parts <= 1 or key not in first.columns:
-        return whole.collect()
-    values = first.get_column(key).drop_nulls().unique().sort()
+    frames = dict(zip(step.inputs, inputs, strict=True))
+    whole = step.transform(*(frame.lazy() for frame in inputs), **keywords)
+    split = dict(step.split_by)
+    if not split:
+        return whole.collect(engine="in-memory")
+    (leader, key), *_ = split.items()
+    if key != whole.collect_schema().names()[0]:
+        raise ValueError(f"{step.table}: split_by must start with the output's first column, not {key!r}")
+    parts = -(-max(frames[name].height for name in split) // part_rows)
+    values = frames[leader].get_column(key).drop_nulls().unique().sort()
     bounds = values.gather([i * values.len() // parts for i in range(1, parts)]).unique().sort()
-    if bounds.is_empty():
-        return whole.collect()
-    # Each row's range, found once (nulls sort first, into range 0): a part is then an integer filter.
-    ranged = first.with_columns(bounds.search_sorted(first.get_column(key), side="right").alias("_range"))
-    built = [
-        step.transform(ranged.lazy().filter(pl.col("_range") == index).drop("_range"), *others, **keywords)
-        for index in range(bounds.len() + 1)
-    ]
-    return pl.concat([part.collect() for part in built], how="vertical", rechunk=True)
+    if parts <= 1 or bounds.is_empty():
+        return whole.collect(engine="in-memory")
+    # Each split input is cut into its ranges in one pass (nulls sort first, into range 0): filtering it
+    # once per part took 55 ms a part on 7.9M landing readings, cutting it all at once 0.2 s.
+    slices = {
+        name: frame.with_columns(
+            bounds.search_sorted(frame.get_column(split[name]), side="right").alias("_range")
+        ).partition_by("_range", as_dict=True, include_key=False)
+        for name, frame in frames.items()
+        if name in split
+    }
+    built = []
+    for index in range(bounds.len() + 1):
+        sliced = [
+            slices[name].pop((index,), frame.clear()).lazy() if name in split else frame.lazy()
+            for name, frame in frames.items()
+        ]
+        built.append(step.transform(*sliced, **keywords).collect(engine="in-memory"))
+    return pl.concat(built, how="vertical", rechunk=True)
 
 
 def landing_inputs(store: Store, dataset: str, listed: dict[str, FileInfo]) -> tuple[dict[str, Any], ...]:

@@ -13,9 +13,31 @@ import polars as pl
 MlJoin = Literal["same-customer", "timestamp"]
 
 
+def _sorted(frame: pl.LazyFrame, *, distinct: bool = False) -> pl.LazyFrame:
+    """``frame`` sorted by all of its columns, in order; with ``distinct``, each row once.
+
+    Text is what makes a multi-column sort slow (4M rows by email first: 0.9 s), so each text column is
+    sorted by its rank among the column's distinct values: the same order, as fixed-width integers (0.4 s).
+    Once sorted, equal rows are neighbours, so a row whose sort keys equal the previous row's is a repeat:
+    that comparison replaces ``unique``'s hash table over every row.
+    """
+    schema = frame.collect_schema()
+    texts = [name for name, dtype in schema.items() if dtype == pl.String]
+    keyed = frame
+    for name in texts:
+        ranks = frame.select(name).unique().sort(name).with_row_index(f"_rank_{name}")
+        keyed = keyed.join(ranks, on=name, how="left", nulls_equal=True)
+    keys = [f"_rank_{name}" if name in texts else name for name in schema]
+    ordered = keyed.sort(keys)
+    if distinct:
+        differs = [pl.col(key).ne_missing(pl.col(key).shift()) for key in keys]
+        ordered = ordered.filter(pl.any_horizontal(differs) | (pl.int_range(pl.len()) == 0))
+    return ordered.select(schema.names())
+
+
 def _distinct(frame: pl.LazyFrame) -> pl.LazyFrame:
-    # Sorting, then keeping first occurrences, gives what unique() then sort() gives, a third faster.
-    return frame.sort(pl.all()).unique(maintain_order=True)
+    """The distinct rows of ``frame`` sorted by all columns: what ``unique().sort(pl.all())`` gives."""
+    return _sorted(frame, distinct=True)
 
 
 def _columns(frame: pl.LazyFrame) -> list[str]:

@@ -337,11 +337,20 @@ def test_personal_data_never_reaches_output_logs_or_manifests(stedi_2022: Path, 
         assert not [value for value in personal if value in output]
 
 
-@pytest.mark.parametrize("ml_join", ["same-customer", "timestamp"])
-def test_building_in_parts_gives_exactly_the_whole_table(starter: Path, tmp_path: Path, ml_join: str) -> None:
-    """Large steps are built from ranges of their first input; the parts must add up to the very table a
-    single build gives, row for row and in order, for every step (stedi-starter split into many parts)."""
-    options = pipeline.RunOptions(ml_join=ml_join)  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    "options",
+    [
+        pipeline.RunOptions(),
+        pipeline.RunOptions(ml_join="timestamp"),
+        pipeline.RunOptions(consent_cutoff=True),
+    ],
+    ids=["same-customer", "timestamp", "consent-cutoff"],
+)
+def test_building_in_parts_gives_exactly_the_whole_table(
+    starter: Path, tmp_path: Path, options: pipeline.RunOptions
+) -> None:
+    """Large steps are built from key ranges of their split inputs; the parts must add up to the very table
+    a single build gives, row for row and in order, for every step (stedi-starter cut into 7 parts)."""
     assert pipeline.run(str(starter), str(tmp_path), options=options).ok
     the_lake = Lake(Store(str(tmp_path)))
     landing = Store(str(starter))
@@ -349,10 +358,36 @@ def test_building_in_parts_gives_exactly_the_whole_table(starter: Path, tmp_path
         f"{d}_landing": read_landing(landing, d).frame for d in ("customer", "accelerometer", "step_trainer")
     }
     frames.update({step.table: the_lake.read(step.table) for step in pipeline.STEPS})
+    split = 0
     for step in pipeline.STEPS:
         keywords = {name: getattr(options, name) for name in step.options}
         inputs = [frames[name] for name in step.inputs]
         whole = step.transform(*(f.lazy() for f in inputs), **keywords).collect()
-        in_parts = pipeline.build_in_parts(step, inputs, keywords, part_rows=max(1, inputs[0].height // 7))
+        largest = max((frames[name].height for name in step.split_by), default=1)
+        in_parts = pipeline.build_in_parts(step, inputs, keywords, part_rows=max(1, largest // 7))
         assert in_parts.equals(whole), step.table
         assert in_parts.equals(frames[step.table]), step.table
+        split += bool(step.split_by)
+    assert split >= 3  # the large steps are the ones split
+
+
+def frames_of_mixed_columns() -> st.SearchStrategy[pl.DataFrame]:
+    """Small frames whose values repeat and include the awkward ones: nulls, empty text, NaN, -0.0."""
+    text = st.sampled_from([None, "", "a", "b", "ab", "B", "é"])
+    number = st.sampled_from([None, 0.0, -0.0, 1.5, -2.0, float("nan"), float("inf")])
+    whole = st.sampled_from([None, -1, 0, 7])
+    rows = st.lists(st.tuples(text, number, whole, text), max_size=40)
+    return rows.map(
+        lambda r: pl.DataFrame(
+            r, schema={"t": pl.String, "f": pl.Float64, "i": pl.Int64, "u": pl.String}, orient="row"
+        )
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(frame=frames_of_mixed_columns())
+def test_distinct_sorted_rows_equal_the_plain_unique_then_sort(frame: pl.DataFrame) -> None:
+    """The transforms' rank-keyed sort and neighbour dedupe give exactly what unique() then sort() gives."""
+    expected = frame.unique().sort(pl.all())
+    assert transforms._sorted(frame.lazy(), distinct=True).collect().equals(expected)
+    assert transforms._sorted(frame.lazy()).collect().equals(frame.sort(pl.all()))
