@@ -120,8 +120,14 @@ def check_frame(
 def failure_cases(
     frame: pl.DataFrame, contract: Contract, severity: Severity = "error", waive: frozenset[str] = frozenset()
 ) -> pl.DataFrame | None:
-    """pandera's failure cases for the contract's rules of one severity; None when they all hold."""
-    if surely_holds(frame, contract, severity, waive):
+    """pandera's failure cases for the contract's rules of one severity; None when they all hold.
+
+    pandera runs on the suspect rows alone (see ``suspect_rows``), with each case's index that of the row
+    in ``frame``: explaining 5k repeated readings among 2.8M took pandera 0.6 s over the whole frame.
+    """
+
+    suspects = suspect_rows(frame, contract, severity, waive)
+    if suspects is not None and suspects.is_empty():
         return None
     import pandera.errors
 
@@ -129,61 +135,76 @@ def failure_cases(
     if not schema.columns and not schema.checks:
         return None
     try:
-        schema.validate(frame, lazy=True)
+        schema.validate(frame if suspects is None else frame[suspects], lazy=True)
     except pandera.errors.SchemaErrors as err:
-        return err.failure_cases
+        cases = err.failure_cases
+        if suspects is None:
+            return cases
+        index = cases.get_column("index")
+        return cases.with_columns(suspects.gather(index).cast(index.dtype).alias("index"))
     return None
 
 
 def surely_holds(
     frame: pl.DataFrame, contract: Contract, severity: Severity = "error", waive: frozenset[str] = frozenset()
 ) -> bool:
-    """Whether every rule of one severity holds, counted in one Polars query over ``frame``.
+    """Whether every rule of one severity holds, told by one Polars query over ``frame``."""
+    suspects = suspect_rows(frame, contract, severity, waive)
+    return suspects is not None and suspects.is_empty()
+
+
+def suspect_rows(
+    frame: pl.DataFrame, contract: Contract, severity: Severity = "error", waive: frozenset[str] = frozenset()
+) -> pl.Series | None:
+    """The positions of every row that may break a rule of one severity, found in one Polars query; None
+    when that cannot be told row by row (a column missing, extra or mistyped; a rule kind not known here).
 
     pandera runs a query or more per check (a few hundred per run), which costs more than the checks
-    themselves on large tables, and importing it costs 0.3 s. So each rule is first counted here, all in
-    one ``select``; pandera runs only when a count is not zero (or a rule is one this does not count), to
-    say which rows fail and why. The counts are at least as strict as pandera's checks, never looser.
+    themselves on large tables, and importing it costs 0.3 s. So each rule is first evaluated here as a row
+    mask, all in one ``select``; pandera runs only when some row is suspect, and only on those rows, to say
+    which fail and why. The masks are never narrower than pandera's checks: a row pandera would fail is
+    always a suspect, and every row of a group of repeats is, so pandera sees each group whole.
     """
     import polars as pl
 
     wanted = [r for r in contract.rules if r.kind != "sql" and effective_severity(r, waive) == severity]
-    counts: list[pl.Expr] = []
+    masks: list[pl.Expr] = []
     if severity == "error":
         if dict(frame.schema) != dict(contract.polars_schema()):
-            return False  # a missing, extra or mistyped column: pandera names it
+            return None  # a missing, extra or mistyped column: pandera names it
         for column in contract.columns:
             values = pl.col(column.name)
             if column.required:
-                counts.append(values.null_count())
+                masks.append(values.is_null())
             if column.minimum is not None:
-                counts.append((values < column.minimum).sum())
+                masks.append(values < column.minimum)
             if column.maximum is not None:
-                counts.append((values > column.maximum).sum())
+                masks.append(values > column.maximum)
             if frame.schema[column.name].is_float() and (column.minimum, column.maximum) != (None, None):
-                counts.append(values.is_nan().sum())  # NaN is in no range, however it compares
+                masks.append(values.is_nan())  # NaN is in no range, however it compares
     for rule in wanted:
         if rule.column is not None and rule.column not in frame.columns:
-            return False
+            return None
         values = pl.col(rule.column) if rule.column else None
         if rule.kind == "finite" and values is not None:
-            counts.append((~values.is_finite()).sum())
+            masks.append(~values.is_finite())
         elif rule.kind == "valid_values" and values is not None:
-            counts.append((~values.is_in(list(rule.valid_values))).sum())
+            masks.append(~values.is_in(list(rule.valid_values)))
         elif rule.kind == "duplicates":
             together = list(rule.properties or contract.column_names)
             if any(name not in frame.columns for name in together):
-                return False
-            # Rows with distinct hashes are distinct rows: one hash per row and a count of distinct
-            # integers is several times faster than hashing structs. A collision sends it to pandera.
-            if frame.select(together).hash_rows().n_unique() != frame.height:
-                return False
+                return None
+            # Rows whose hashes repeat include every repeated row (and, rarely, a collision, which pandera
+            # then clears): one hash per row is several times faster than hashing structs.
+            hashes = frame.select(together).hash_rows()
+            if hashes.n_unique() != frame.height:
+                masks.append(pl.lit(hashes.is_duplicated()))
         else:
-            return False  # a kind not counted here: pandera decides
-    if not counts:
-        return True
-    found = frame.select([count.cast(pl.Int64).alias(f"rule_{i}") for i, count in enumerate(counts)])
-    return not any(found.row(0))
+            return None  # a kind not evaluated here: pandera decides on every row
+    if not masks:
+        return pl.Series("suspects", [], dtype=pl.UInt32)
+    suspect = frame.select(pl.any_horizontal([mask.fill_null(False) for mask in masks]).alias("suspect"))
+    return suspect.get_column("suspect").arg_true()
 
 
 def report_from(

@@ -278,3 +278,34 @@ def test_the_counting_pass_defers_to_pandera_on_an_unexpected_shape() -> None:
     assert not surely_holds(frame, STEP_LANDING, "error")
     cases = failure_cases(frame, STEP_LANDING, "error")
     assert cases is not None and "column_in_dataframe" in cases.get_column("check").to_list()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([1655564000000, 1655564000001, -5, None]),
+            st.sampled_from(["s-1", "s-2", None]),
+            st.sampled_from([0, 1, 2, None]),
+        ),
+        max_size=8,
+    ),
+    severity=st.sampled_from(["error", "warning"]),
+)
+def test_pandera_on_the_suspect_rows_finds_what_it_finds_on_the_whole_frame(
+    rows: list[tuple], severity: str
+) -> None:
+    """failure_cases runs pandera only on the rows the masks suspect; the cases, row indices included,
+    must be exactly those of pandera over every row (repeats, nulls and out-of-range values mixed)."""
+    import pandera.errors
+
+    frame = pl.DataFrame(rows, schema=STEP_LANDING.polars_schema(), orient="row")
+    columns = ["column", "check", "failure_case", "index"]
+    try:
+        STEP_LANDING.pandera_schema(severity).validate(frame, lazy=True)  # type: ignore[arg-type]
+        expected: list[tuple] = []
+    except pandera.errors.SchemaErrors as err:
+        expected = sorted(err.failure_cases.select(columns).rows(), key=repr)
+    cases = failure_cases(frame, STEP_LANDING, severity)  # type: ignore[arg-type]
+    found = [] if cases is None else sorted(cases.select(columns).rows(), key=repr)
+    assert found == expected
