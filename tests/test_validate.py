@@ -309,3 +309,22 @@ def test_pandera_on_the_suspect_rows_finds_what_it_finds_on_the_whole_frame(
     cases = failure_cases(frame, STEP_LANDING, severity)  # type: ignore[arg-type]
     found = [] if cases is None else sorted(cases.select(columns).rows(), key=repr)
     assert found == expected
+
+
+@pytest.mark.parametrize("dataset", ["customer", "step_trainer"])
+def test_repeats_explained_without_pandera_match_pandera_on_real_data(stedi_2022: Path, dataset: str) -> None:
+    """stedi-2022 repeats emails and Step Trainer readings: the cases found for those warnings without
+    pandera are pandera's own, row for row."""
+    import pandera.errors
+
+    from stedi_etl.landing import read_landing
+
+    contract = load_contract(f"{dataset}_landing")
+    frame = read_landing(Store(str(stedi_2022)), dataset).frame
+    with pytest.raises(pandera.errors.SchemaErrors) as raised:
+        contract.pandera_schema("warning").validate(frame, lazy=True)
+    columns = ["column", "check", "failure_case", "index"]
+    expected = sorted(raised.value.failure_cases.select(columns).rows(), key=repr)
+    cases = failure_cases(frame, contract, "warning")
+    assert cases is not None and sorted(cases.select(columns).rows(), key=repr) == expected
+    assert len(expected) >= 10  # stedi-2022 has 5 repeated Step Trainer readings and more repeated emails
