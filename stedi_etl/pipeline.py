@@ -267,9 +267,11 @@ def build_in_parts(
     if key != whole.collect_schema().names()[0]:
         raise ValueError(f"{step.table}: split_by must start with the output's first column, not {key!r}")
     parts = -(-max(frames[name].height for name in split) // part_rows)
+    if parts <= 1:
+        return whole.collect(engine="in-memory")
     values = frames[leader].get_column(key).drop_nulls().unique().sort()
     bounds = values.gather([i * values.len() // parts for i in range(1, parts)]).unique().sort()
-    if parts <= 1 or bounds.is_empty():
+    if bounds.is_empty():
         return whole.collect(engine="in-memory")
     # Each row's range, found once (nulls sort first, into range 0): a part is then an integer filter.
     # Cutting the inputs up front with partition_by was faster but held a second copy of each.
