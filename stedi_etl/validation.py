@@ -125,7 +125,6 @@ def failure_cases(
     pandera runs on the suspect rows alone (see ``suspect_rows``), with each case's index that of the row
     in ``frame``: explaining 5k repeated readings among 2.8M took pandera 0.6 s over the whole frame.
     """
-
     suspects = suspect_rows(frame, contract, severity, waive)
     if suspects is not None and suspects.is_empty():
         return None
