@@ -122,6 +122,12 @@ class Contract:
     ) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.kind == "sql" and effective_severity(r, waive) == severity)
 
+    def row_rules(
+        self, severity: Severity = "error", waive: frozenset[str] = frozenset()
+    ) -> tuple[Rule, ...]:
+        """The rules of one severity checked on the table's own rows (all but the SQL rules)."""
+        return tuple(r for r in self.rules if r.kind != "sql" and effective_severity(r, waive) == severity)
+
     def conform_names(self, names: list[str]) -> dict[str, str]:
         """Renames giving columns spelled in another case the contract's spelling (as Glue, Athena do)."""
         by_lower = {c.name.lower(): c.name for c in self.columns}
@@ -155,7 +161,7 @@ def _pandera_schema(contract: Contract, severity: Severity, waive: frozenset[str
             )
         raise AssertionError(rule.kind)
 
-    wanted = [r for r in contract.rules if r.kind != "sql" and effective_severity(r, waive) == severity]
+    wanted = contract.row_rules(severity, waive)
     columns = {}
     for column in contract.columns:
         checks = [check_for(r) for r in wanted if r.column == column.name]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from stedi_etl.contracts import MASK, Contract, Severity, effective_severity, range_text
+from stedi_etl.contracts import MASK, Contract, Rule, Severity, range_text
 
 if TYPE_CHECKING:
     import polars as pl
@@ -128,7 +128,7 @@ def failure_cases(
     suspects = suspect_rows(frame, contract, severity, waive)
     if suspects is not None and suspects.is_empty():
         return None
-    wanted = [r for r in contract.rules if r.kind != "sql" and effective_severity(r, waive) == severity]
+    wanted = contract.row_rules(severity, waive)
     if suspects is not None and severity == "warning" and all(_is_repeat_rule(r) for r in wanted):
         return _repeat_cases(frame, contract, wanted, suspects)
     import pandera.errors
@@ -147,12 +147,12 @@ def failure_cases(
     return None
 
 
-def _is_repeat_rule(rule: Any) -> bool:
+def _is_repeat_rule(rule: Rule) -> bool:
     return rule.kind == "duplicates" and rule.column is None
 
 
 def _repeat_cases(
-    frame: pl.DataFrame, contract: Contract, rules: list[Any], suspects: pl.Series
+    frame: pl.DataFrame, contract: Contract, rules: tuple[Rule, ...], suspects: pl.Series
 ) -> pl.DataFrame | None:
     """pandera's failure cases for uniqueness rules, found without it: a warning that an email repeats is
     in nearly every real landing batch, and importing pandera to say which rows repeat costs 0.3 s."""
@@ -177,14 +177,6 @@ def _repeat_cases(
     return None if found.is_empty() else found
 
 
-def surely_holds(
-    frame: pl.DataFrame, contract: Contract, severity: Severity = "error", waive: frozenset[str] = frozenset()
-) -> bool:
-    """Whether every rule of one severity holds, told by one Polars query over ``frame``."""
-    suspects = suspect_rows(frame, contract, severity, waive)
-    return suspects is not None and suspects.is_empty()
-
-
 def suspect_rows(
     frame: pl.DataFrame, contract: Contract, severity: Severity = "error", waive: frozenset[str] = frozenset()
 ) -> pl.Series | None:
@@ -199,7 +191,7 @@ def suspect_rows(
     """
     import polars as pl
 
-    wanted = [r for r in contract.rules if r.kind != "sql" and effective_severity(r, waive) == severity]
+    wanted = contract.row_rules(severity, waive)
     masks: list[pl.Expr] = []
     if severity == "error":
         if dict(frame.schema) != dict(contract.polars_schema()):
