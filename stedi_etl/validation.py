@@ -220,15 +220,28 @@ def suspect_rows(
                 return None
             # Rows whose hashes repeat include every repeated row (and, rarely, a collision, which pandera
             # then clears): one hash per row is several times faster than hashing structs.
-            hashes = frame.select(together).hash_rows()
-            if hashes.n_unique() != frame.height:
-                masks.append(pl.lit(hashes.is_duplicated()))
+            repeats = _repeated_hash_rows(frame.select(together).hash_rows())
+            if repeats is not None:
+                masks.append(pl.lit(repeats))
         else:
             return None  # a kind not evaluated here: pandera decides on every row
     if not masks:
         return pl.Series("suspects", [], dtype=pl.UInt32)
     suspect = frame.select(pl.any_horizontal([mask.fill_null(False) for mask in masks]).alias("suspect"))
     return suspect.get_column("suspect").arg_true()
+
+
+def _repeated_hash_rows(hashes: pl.Series) -> pl.Series | None:
+    """Which of ``hashes`` occur more than once; None when none does.
+
+    Sorting 8M hashes and comparing neighbours takes 0.2 s where ``is_duplicated``'s hash table took 0.9 s
+    (and ``n_unique`` alone 0.2 s); the few repeated values are then looked up in a small set.
+    """
+    ordered = hashes.sort()
+    repeated = ordered.filter(ordered == ordered.shift(1))
+    if repeated.is_empty():
+        return None
+    return hashes.is_in(repeated.unique().implode())
 
 
 def report_from(
