@@ -19,6 +19,8 @@ that fails one is quarantined too, so the landing frame always satisfies its con
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gzip
 import io
 import json
@@ -142,11 +144,12 @@ def read_landing(store: Store, dataset: str, listed: dict[str, FileInfo] | None 
     sources = [store.url(p) for p in wanted]
     parsed: list[ParsedFile] = []
     # The files' bytes are held one batch at a time, not the whole dataset's (1 GB at scale 100).
-    for batch in _batches(wanted, listed, BATCH_BYTES):
-        blobs = store.read_many(batch)
-        texts = [_decompress(p, blobs.pop(p), store.url(p)) for p in batch]
-        parsed.extend(parse_files(texts, [store.url(p) for p in batch], contract))
-        del texts
+    with _buffers_reused():
+        for batch in _batches(wanted, listed, BATCH_BYTES):
+            blobs = store.read_many(batch)
+            texts = [_decompress(p, blobs.pop(p), store.url(p)) for p in batch]
+            parsed.extend(parse_files(texts, [store.url(p) for p in batch], contract))
+            del texts
 
     def text_of(index: int) -> bytes:
         """A file read again: only for a file some of whose rows break a row rule, to find their lines."""
@@ -167,6 +170,32 @@ def read_landing(store: Store, dataset: str, listed: dict[str, FileInfo] | None 
 
 
 BATCH_BYTES = 64 * 2**20
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+@contextlib.contextmanager
+def _buffers_reused() -> Iterator[None]:
+    """While a dataset is read, freed file buffers stay in the process heap for the next batch's files;
+    afterwards the heap's free memory is given back to the system.
+
+    glibc maps each buffer of megabytes afresh and unmaps it when it is freed, so each batch faulted its
+    64 MB in again: reading the 1 GB of scale-100 landing files took 0.7 s, against 0.2 s when the next
+    batch reuses the last one's memory. Elsewhere than glibc this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
+    except (OSError, AttributeError):
+        yield
+        return
+    mallopt(_M_MMAP_THRESHOLD, 2 * BATCH_BYTES)
+    mallopt(_M_TRIM_THRESHOLD, 4 * BATCH_BYTES)
+    try:
+        yield
+    finally:
+        malloc_trim(0)
 
 
 def _batches(paths: list[str], listed: dict[str, FileInfo], limit: int) -> Iterator[list[str]]:
@@ -316,8 +345,9 @@ def parse_files(texts: list[bytes], sources: list[str], contract: Contract) -> l
         read = pl.collect_all([_scan(plans[index]) for index in batch])  # type: ignore[arg-type]
     except _native_errors():
         read = [_read_planned(plans[index]) for index in batch]  # type: ignore[arg-type]
-    for index, frame in zip(batch, read, strict=True):
-        frames[index] = None if frame is None else _accept_native(frame, plans[index], contract)  # type: ignore[arg-type]
+    shaped = _number_shaped_text(read, [plans[index] for index in batch], contract)  # type: ignore[misc]
+    for index, frame, suspects in zip(batch, read, shaped, strict=True):
+        frames[index] = None if frame is None else _accept_native(frame, plans[index], contract, suspects)  # type: ignore[arg-type]
     parsed = []
     for index, (data, source) in enumerate(zip(texts, sources, strict=True)):
         plan = plans[index]
@@ -344,7 +374,10 @@ def read_native(data: bytes, contract: Contract) -> pl.DataFrame | None:
     if not isinstance(plan, _NativeRead):
         return plan
     frame = _read_planned(plan)
-    return None if frame is None else _accept_native(frame, plan, contract)
+    if frame is None:
+        return None
+    (suspects,) = _number_shaped_text([frame], [plan], contract)
+    return _accept_native(frame, plan, contract, suspects)
 
 
 def _native_plan(data: bytes, contract: Contract) -> _NativeRead | pl.DataFrame | None:
@@ -399,11 +432,17 @@ def _read_planned(plan: _NativeRead) -> pl.DataFrame | None:
         return None
 
 
-def _accept_native(frame: pl.DataFrame, plan: _NativeRead, contract: Contract) -> pl.DataFrame | None:
-    """The frame Polars read, when nothing shows the tolerant path would have read the file differently."""
+def _accept_native(
+    frame: pl.DataFrame, plan: _NativeRead, contract: Contract, shaped: list[str]
+) -> pl.DataFrame | None:
+    """The frame Polars read, when nothing shows the tolerant path would have read the file differently.
+
+    ``shaped`` names the text columns holding a value that may not have been a JSON string in the file
+    (``_number_shaped_text``).
+    """
     spelled, data = plan.spelled, plan.data
     frame = frame.rename({v: k for k, v in spelled.items() if k != v})
-    if _text_columns_ambiguous(frame, contract, data, spelled):
+    if _text_columns_ambiguous(shaped, data, spelled):
         return None
     # A record spelling a key differently from the first record reads as null here. Only columns with nulls
     # can hide one; for those, the quoted name must occur as often case-blind as spelled.
@@ -424,22 +463,43 @@ def _accept_native(frame: pl.DataFrame, plan: _NativeRead, contract: Contract) -
 _NOT_PLAINLY_TEXT = r"^(?:-?[0-9][0-9.eE+-]*|true|false|[\[{].*)$"
 
 
-def _text_columns_ambiguous(
-    frame: pl.DataFrame, contract: Contract, data: bytes, spelled: dict[str, str]
-) -> bool:
-    """Whether a text column holds a value that may not have been a JSON string in the file.
-
-    A value shaped like a number, boolean, object or array is ambiguous in the frame, but the bytes can
-    settle it: if no key of that column is followed by anything but a string or null, every such value was
-    a string (phone numbers and dates in customer files, which can then take this path).
-    """
+def _number_shaped_text(
+    frames: list[pl.DataFrame | None], plans: list[_NativeRead], contract: Contract
+) -> list[list[str]]:
+    """For each frame as Polars read it, the contract's text columns holding a value shaped like a number,
+    boolean, object or array; one query for all frames, so files are searched in parallel (at scale 100,
+    searching 7.9M emails one file at a time kept one core idle for 0.2-0.4 s)."""
     import polars as pl
 
     text = [c.name for c in contract.columns if c.logical_type == "string"]
-    if not text or frame.is_empty():
-        return False
-    shaped = frame.select(pl.col(text).str.contains(_NOT_PLAINLY_TEXT).fill_null(False).any()).row(0)
-    suspects = [name for name, found in zip(text, shaped, strict=True) if found]
+    searched = [
+        (index, frame, plans[index].spelled)
+        for index, frame in enumerate(frames)
+        if frame is not None and text and not frame.is_empty()
+    ]
+    found = pl.collect_all(
+        [
+            frame.lazy().select(
+                pl.col(spelled[name]).str.contains(_NOT_PLAINLY_TEXT).fill_null(False).any().alias(name)
+                for name in text
+            )
+            for _index, frame, spelled in searched
+        ]
+    )
+    shaped: list[list[str]] = [[] for _ in frames]
+    for (index, _frame, _spelled), flags in zip(searched, found, strict=True):
+        shaped[index] = [name for name, hit in flags.row(0, named=True).items() if hit]
+    return shaped
+
+
+def _text_columns_ambiguous(suspects: list[str], data: bytes, spelled: dict[str, str]) -> bool:
+    """Whether a text column holds a value that may not have been a JSON string in the file.
+
+    A value shaped like a number, boolean, object or array (``suspects`` names the columns holding one) is
+    ambiguous in the frame, but the bytes can settle it: if no key of that column is followed by anything
+    but a string or null, every such value was a string (phone numbers and dates in customer files, which
+    can then take this path).
+    """
     if not suspects:
         return False
     if b"\\u" in data:
