@@ -422,6 +422,30 @@ def test_text_that_looks_like_a_number_is_read_natively_when_the_bytes_show_it_w
         assert {f.path for f in read.files} == {"native"}, data_set
 
 
+def test_a_number_where_text_belongs_is_caught_in_whichever_file_of_a_batch_holds_it(tmp_path: Path) -> None:
+    """Files of a batch are searched for number-shaped text together; each file's finding stays its own.
+
+    The first file's user 1.5 was a JSON number: Polars reads it as "1.5", so only the tolerant path can
+    say so. The second file's digit-only user was quoted, which the native path keeps; the third holds no
+    number-shaped text at all.
+    """
+    number_user = f'{{"user":1.5,"timestamp":{T0},"x":1,"y":0,"z":0}}\n'
+    quoted_digits = f'{{"user":"12345","timestamp":{T0},"x":1,"y":0,"z":0}}\n'
+    write_landing(tmp_path, "accelerometer", "a.json", accel("a@x.com", T0) + "\n" + number_user)
+    write_landing(tmp_path, "accelerometer", "b.json", quoted_digits + accel("b@x.com", T0) + "\n")
+    write_landing(tmp_path, "accelerometer", "c.json", accel("c@x.com", T0) + "\n")
+    read = read_landing(Store(str(tmp_path)), "accelerometer")
+    assert [(Path(f.source).name, f.path) for f in read.files] == [
+        ("a.json", "tolerant"),
+        ("b.json", "native"),
+        ("c.json", "native"),
+    ]
+    assert read.quarantine.select("sourceFile", "lineNumber", "reason").rows() == [
+        (read.files[0].source, 2, "bad_value")
+    ]
+    assert sorted(read.frame.get_column("user").to_list()) == ["12345", "a@x.com", "b@x.com", "c@x.com"]
+
+
 def test_reading_in_small_batches_gives_the_same_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
     """Files are read a batch at a time to bound memory; batching must not change a row or a reject."""
     sample = Store(str(Path(__file__).resolve().parents[1] / "fixtures" / "sample"))
