@@ -117,6 +117,48 @@ def check_frame(
     return report_from(frame, contract, cases, table=table, related=related, waive=waive, source=source)
 
 
+def check_rows(
+    frame: pl.DataFrame,
+    contract: Contract,
+    error_cases: pl.DataFrame | None,
+    *,
+    table: str | None = None,
+    waive: frozenset[str] = frozenset(),
+    source: str | None = None,
+) -> ValidationReport:
+    """The rules of ``contract`` that read ``frame`` alone (columns, values, uniqueness), no SQL rule;
+    ``error_cases`` are the error rules' failure cases (``failure_cases``)."""
+    table = table or contract.name
+    errors = _summarize(error_cases, frame, contract, table, "error")
+    warnings = _summarize(failure_cases(frame, contract, "warning", waive), frame, contract, table, "warning")
+    return ValidationReport(table, contract.name, frame.height, tuple(errors), tuple(warnings), source)
+
+
+def check_relations(
+    report: ValidationReport,
+    contract: Contract,
+    tables: Mapping[str, pl.DataFrame | pl.LazyFrame],
+    waive: frozenset[str] = frozenset(),
+) -> ValidationReport:
+    """``report`` with the failures of the contract's SQL rules added; ``tables`` are what the rules read,
+    by name, the contract's own table included. A LazyFrame is read as the rules' joins need it (the
+    pipeline passes scans of staged Parquet, so that a table no later step needs is not held whole)."""
+    rules = [
+        (severity, rule)
+        for severity in ("error", "warning")
+        for rule in contract.sql_rules(severity, waive)  # type: ignore[arg-type]
+    ]
+    if not rules:
+        return report
+    errors, warnings = list(report.errors), list(report.warnings)
+    counted = _sql_counts([rule for _severity, rule in rules], tables)
+    for (severity, rule), value in zip(rules, counted, strict=True):
+        failure = _sql_failure(rule, value, tables, report.table, severity)  # type: ignore[arg-type]
+        if failure is not None:
+            (errors if failure.severity == "error" else warnings).append(failure)
+    return replace(report, errors=tuple(errors), warnings=tuple(warnings))
+
+
 def failure_cases(
     frame: pl.DataFrame, contract: Contract, severity: Severity = "error", waive: frozenset[str] = frozenset()
 ) -> pl.DataFrame | None:
@@ -255,21 +297,8 @@ def report_from(
     source: str | None = None,
 ) -> ValidationReport:
     """``check_frame`` for a caller that already has the failure cases of the error rules."""
-    table = table or contract.name
-    errors = _summarize(error_cases, frame, contract, table, "error")
-    warnings = _summarize(failure_cases(frame, contract, "warning", waive), frame, contract, table, "warning")
-    tables = {**(related or {}), contract.name: frame}
-    rules = [
-        (severity, rule)
-        for severity in ("error", "warning")
-        for rule in contract.sql_rules(severity, waive)  # type: ignore[arg-type]
-    ]
-    counted = _sql_counts([rule for _severity, rule in rules], tables)
-    for (severity, rule), value in zip(rules, counted, strict=True):
-        failure = _sql_failure(rule, value, tables, table, severity)  # type: ignore[arg-type]
-        if failure is not None:
-            (errors if failure.severity == "error" else warnings).append(failure)
-    return ValidationReport(table, contract.name, frame.height, tuple(errors), tuple(warnings), source)
+    rows = check_rows(frame, contract, error_cases, table=table, waive=waive, source=source)
+    return check_relations(rows, contract, {**(related or {}), contract.name: frame}, waive)
 
 
 def _summarize(
@@ -390,7 +419,7 @@ def _sample_text(value: object) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _sql_counts(rules: list[Any], tables: Mapping[str, pl.DataFrame]) -> list[int | Exception]:
+def _sql_counts(rules: list[Any], tables: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> list[int | Exception]:
     """Each rule's count, or why it could not run; the rules that plan are run together in one collect_all,
     which runs them in parallel and shares the scans they have in common."""
     import polars as pl
@@ -418,7 +447,11 @@ def _sql_counts(rules: list[Any], tables: Mapping[str, pl.DataFrame]) -> list[in
 
 
 def _sql_failure(
-    rule: Any, value: int | Exception, tables: Mapping[str, pl.DataFrame], table: str, severity: Severity
+    rule: Any,
+    value: int | Exception,
+    tables: Mapping[str, pl.DataFrame | pl.LazyFrame],
+    table: str,
+    severity: Severity,
 ) -> CheckFailure | None:
     if isinstance(value, Exception):
         err = value

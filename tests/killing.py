@@ -102,6 +102,8 @@ EVENT_DRIVER = textwrap.dedent(
         (lake.Lake, "read", "reading"),
         (landing, "check_frame", "validating"),
         (pipeline, "check_frame", "validating"),
+        (pipeline, "check_rows", "validating"),
+        (pipeline, "check_relations", "validating"),
         (lake.Lake, "stage", "publishing"),
         (storage.Store, "write_bytes", "publishing"),
         (storage.Store, "replace", "publishing"),

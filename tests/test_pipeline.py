@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -173,6 +174,107 @@ def test_a_table_failing_its_contract_is_not_published_and_stops_only_its_depend
         assert the_lake.read(table).height == STARTER_COUNTS[table]
     for table in ("customer_trusted", "accelerometer_trusted", "customer_curated"):
         assert now[table] != previous[table]  # the independent tables were still published
+
+
+def _with_transform(monkeypatch: pytest.MonkeyPatch, table: str, transform: object) -> None:
+    steps = tuple(
+        step if step.table != table else replace(step, transform=transform) for step in pipeline.STEPS
+    )
+    monkeypatch.setattr(pipeline, "STEPS", steps)
+
+
+def test_a_machine_learning_table_pairing_other_customers_readings_is_not_published(
+    starter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consent rule relating the table to its inputs blocks it. No later step needs the table or its
+    inputs, so the rule reads them back from the Parquet staged for them; the verdict must not change."""
+
+    def any_customer(
+        step_readings: pl.LazyFrame, customers: pl.LazyFrame, readings: pl.LazyFrame, **_: object
+    ):
+        rubric = transforms.machine_learning_curated(step_readings, customers, readings, ml_join="timestamp")
+        return rubric.unique().sort(pl.all())
+
+    _with_transform(monkeypatch, "machine_learning_curated", any_customer)
+    result = pipeline.run(str(starter), str(tmp_path))
+    ml = next(t for t in result.tables if t.table == "machine_learning_curated")
+    assert (ml.status, [e.check for e in ml.errors]) == ("failed", ["same_customer_pairs"])
+    # Every same-customer pair is among the rubric's pairs, so exactly the others fail.
+    assert ml.errors[0].failing_rows == ml.rows - STARTER_COUNTS["machine_learning_curated"] > 0
+    assert Lake(Store(str(tmp_path))).pointer("machine_learning_curated") is None
+    assert [t.status for t in result.tables if t.table != "machine_learning_curated"] == ["published"] * 4
+
+    cli = CliRunner().invoke(main, ["run-all", "--landing", str(starter), "--lake", str(tmp_path / "cli")])
+    assert cli.exit_code == 1
+    assert "machine_learning_curated failed" in cli.stderr and "same_customer_pairs" in cli.stderr
+
+
+def test_a_step_reading_that_is_not_trusted_fails_its_own_rule(
+    starter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reading moved by one unit is no step_trainer_trusted reading: step_readings_exist fails, alone."""
+
+    def moved(
+        step_readings: pl.LazyFrame, customers: pl.LazyFrame, readings: pl.LazyFrame, **options: object
+    ):
+        built = transforms.machine_learning_curated(step_readings, customers, readings, **options)  # type: ignore[arg-type]
+        return built.with_columns(
+            pl.when(pl.int_range(pl.len()) == 0)
+            .then(pl.col("distanceFromObject") + 1)
+            .otherwise(pl.col("distanceFromObject"))
+        )
+
+    _with_transform(monkeypatch, "machine_learning_curated", moved)
+    result = pipeline.run(str(starter), str(tmp_path))
+    ml = next(t for t in result.tables if t.table == "machine_learning_curated")
+    assert [(e.check, e.failing_rows) for e in ml.errors] == [("step_readings_exist", 1)]
+
+
+def test_trusted_readings_of_a_customer_without_consent_stop_every_table_built_from_them(
+    starter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """accelerometer_trusted is still needed by later steps, so its rule reads the frame in memory."""
+
+    def leaking(readings: pl.LazyFrame, customers: pl.LazyFrame, **_: object) -> pl.LazyFrame:
+        return readings.unique().sort(pl.all())  # every reading, consent or not
+
+    _with_transform(monkeypatch, "accelerometer_trusted", leaking)
+    result = pipeline.run(str(starter), str(tmp_path))
+    status = {t.table: t.status for t in result.tables}
+    assert status == {
+        "customer_trusted": "published",
+        "accelerometer_trusted": "failed",
+        "customer_curated": "skipped",
+        "step_trainer_trusted": "skipped",
+        "machine_learning_curated": "skipped",
+    }
+    at = next(t for t in result.tables if t.table == "accelerometer_trusted")
+    assert [e.check for e in at.errors] == ["only_consenting_customers"]
+
+
+def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
+    starter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What keeps the run's peak down at scale 100: the last step's rules hold no whole table in memory."""
+    read_as: dict[str, dict[str, str]] = {}
+    check_relations = pipeline.check_relations
+
+    def spy(report, contract, tables, waive=frozenset()):  # type: ignore[no-untyped-def]
+        read_as[contract.name] = {
+            name: "parquet" if isinstance(t, pl.LazyFrame) and "PARQUET" in t.explain().upper() else "frame"
+            for name, t in tables.items()
+        }
+        return check_relations(report, contract, tables, waive)
+
+    monkeypatch.setattr(pipeline, "check_relations", spy)
+    assert pipeline.run(str(starter), str(tmp_path)).ok
+    assert read_as["machine_learning_curated"] == dict.fromkeys(
+        ["step_trainer_trusted", "customer_curated", "accelerometer_trusted", "machine_learning_curated"],
+        "parquet",
+    )
+    # Still needed by later steps, so held anyway: read from memory, not decoded again.
+    assert read_as["accelerometer_trusted"]["accelerometer_trusted"] == "frame"
+    assert read_as["customer_curated"]["customer_trusted"] == "parquet"  # its last use
 
 
 # --- invariants over generated data -------------------------------------------------------------------------
