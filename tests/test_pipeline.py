@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,11 +15,12 @@ from hypothesis import strategies as st
 
 from stedi_etl import pipeline, transforms
 from stedi_etl.cli import main
-from stedi_etl.contracts import load_contract
+from stedi_etl.contracts import Contract, load_contract
 from stedi_etl.errors import UsageError
 from stedi_etl.lake import POINTER, Lake, read_table
 from stedi_etl.landing import read_landing
 from stedi_etl.storage import Store
+from stedi_etl.validation import ValidationReport
 from tests.conftest import STARTER_COUNTS, break_step_trainer_trusted, write_landing
 
 
@@ -191,7 +193,7 @@ def test_a_machine_learning_table_pairing_other_customers_readings_is_not_publis
 
     def any_customer(
         step_readings: pl.LazyFrame, customers: pl.LazyFrame, readings: pl.LazyFrame, **_: object
-    ):
+    ) -> pl.LazyFrame:
         rubric = transforms.machine_learning_curated(step_readings, customers, readings, ml_join="timestamp")
         return rubric.unique().sort(pl.all())
 
@@ -216,7 +218,7 @@ def test_a_step_reading_that_is_not_trusted_fails_its_own_rule(
 
     def moved(
         step_readings: pl.LazyFrame, customers: pl.LazyFrame, readings: pl.LazyFrame, **options: object
-    ):
+    ) -> pl.LazyFrame:
         built = transforms.machine_learning_curated(step_readings, customers, readings, **options)  # type: ignore[arg-type]
         return built.with_columns(
             pl.when(pl.int_range(pl.len()) == 0)
@@ -259,7 +261,12 @@ def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
     read_as: dict[str, dict[str, str]] = {}
     check_relations = pipeline.check_relations
 
-    def spy(report, contract, tables, waive=frozenset()):  # type: ignore[no-untyped-def]
+    def spy(
+        report: ValidationReport,
+        contract: Contract,
+        tables: Mapping[str, pl.DataFrame | pl.LazyFrame],
+        waive: frozenset[str] = frozenset(),
+    ) -> ValidationReport:
         read_as[contract.name] = {
             name: "parquet" if isinstance(t, pl.LazyFrame) and "PARQUET" in t.explain().upper() else "frame"
             for name, t in tables.items()
