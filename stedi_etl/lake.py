@@ -105,6 +105,12 @@ class Staged:
     pointer: Pointer
     files: dict[str, bytes]
 
+    def scan(self) -> pl.LazyFrame:
+        """The version's rows, read from its Parquet bytes as a query needs them."""
+        import polars as pl
+
+        return pl.concat([pl.scan_parquet(io.BytesIO(data)) for data in self.files.values()])
+
 
 class Lake:
     """A lake root: where each table lives, how a version is published, and how a reader finds it."""

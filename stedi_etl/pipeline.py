@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import io
 import json
 import time
 from collections import Counter
@@ -537,7 +536,7 @@ class _Run:
         versions = {s.pointer.table: s for s in self.staged} | ({step.table: staged} if staged else {})
         tables: dict[str, pl.DataFrame | pl.LazyFrame] = {**frames, step.table: frame}  # type: ignore[dict-item]
         for name in finished & versions.keys():
-            tables[name] = _scan(versions[name])
+            tables[name] = versions[name].scan()
             self.frames.pop(name, None)
         height = frame.height
         kept = None if step.table in finished else frame
@@ -638,13 +637,6 @@ class _Run:
             f"{read.quarantined} quarantined ({read.seconds:.2f}s)"
         )
         return read
-
-
-def _scan(staged: Staged) -> pl.LazyFrame:
-    """A staged version's rows, read from its Parquet bytes as a query needs them."""
-    import polars as pl
-
-    return pl.concat([pl.scan_parquet(io.BytesIO(data)) for data in staged.files.values()])
 
 
 def _mark_interrupted(lake: Lake, run_id: str, found_by: str) -> None:
