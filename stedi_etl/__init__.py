@@ -16,3 +16,8 @@ def bundled(packaged: str, source_tree: str) -> Path:
     if inside.is_dir():
         return Path(str(inside))
     return Path(__file__).resolve().parent.parent / source_tree
+
+
+def sample_landing() -> str:
+    """The sample landing data: packaged with an installed wheel, or fixtures/sample in the source tree."""
+    return str(bundled("_sample", "fixtures/sample"))

@@ -17,17 +17,12 @@ from typing import Any, TypeVar
 
 import click
 
-from stedi_etl import __version__, bundled
+from stedi_etl import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_LAKE = "./lake"
 DEFAULT_REPORT = "report.html"
-
-
-def _sample_landing() -> str:
-    """The sample landing data: packaged with an installed wheel, or fixtures/sample in the source tree."""
-    return str(bundled("_sample", "fixtures/sample"))
 
 
 def _fail(message: str, code: int) -> None:
@@ -121,7 +116,8 @@ def _run_options(command: F) -> F:
     return click.option(
         "--landing",
         metavar="URI",
-        help="Landing root holding <dataset>/landing/ folders; default: the bundled sample data.",
+        help="Landing root holding <dataset>/landing/ folders; default: the landing the lake was built "
+        "from (the bundled sample for a new lake).",
     )(command)
 
 
@@ -164,7 +160,18 @@ def run_all(
     )
 
 
-@main.command("run")
+class _RunCommand(click.Command):
+    """`run`, whose help ends with the tables it can build, read from the DAG only when help is asked for."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from stedi_etl.pipeline import STEPS
+
+        with formatter.section("Tables (each built from the ones after it)"):
+            formatter.write_dl([(step.table, ", ".join(step.inputs)) for step in STEPS])
+        super().format_epilog(ctx, formatter)
+
+
+@main.command("run", cls=_RunCommand)
 @click.argument("tables", nargs=-1, required=True)
 @_run_options
 @_s3_endpoint_option
@@ -182,7 +189,10 @@ def run_tables(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Build the named TABLES and the tables they need, where out of date."""
+    """Build the named TABLES and the tables they need, where out of date.
+
+    Landing tables are read, not built: check them with `stedi-etl validate --landing URI`.
+    """
     flags = RunFlags(ml_join, consent_cutoff, full_refresh, wait)
     _run(tables, landing, lake, flags, s3_endpoint_url, quiet, as_json)
 
@@ -214,7 +224,7 @@ def _run(
         click.echo(f"[{time.perf_counter() - started:6.2f}s] {message}", err=True)
 
     result = run(
-        landing or _sample_landing(),
+        landing,
         lake,
         tables=tables,
         options=RunOptions(ml_join=flags.ml_join, consent_cutoff=flags.consent_cutoff),  # type: ignore[arg-type]
@@ -241,6 +251,10 @@ def _run(
 def render_run(result: Any) -> str:
     """The end-of-run summary: rows per table and zone, quarantine, time per step."""
     lines = [f"run {result.run_id}  {result.landing} -> {result.lake}"]
+    if result.landing_changed_from:
+        lines.append(f"landing changed: {result.landing_changed_from} -> {result.landing}")
+    elif result.landing_source == "recorded":
+        lines.append("landing: the one the lake was built from (--landing reads another)")
     if result.options.ml_join != "same-customer" or result.options.consent_cutoff or result.full_refresh:
         lines.append(
             f"options: ml-join={result.options.ml_join} consent-cutoff={result.options.consent_cutoff}"
@@ -368,6 +382,7 @@ def render_validation(result: Any) -> str:
 @click.option(
     "--clean", is_flag=True, help="With --scale: well-formed NDJSON only, no defects and no odd layouts."
 )
+@click.option("--force", is_flag=True, help="Write into OUT even if it already holds files.")
 @_s3_endpoint_option
 @_output_options
 @_reports_errors
@@ -378,11 +393,13 @@ def generate(
     readings: int,
     scale: float | None,
     clean: bool,
+    force: bool,
     s3_endpoint_url: str | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Write STEDI-shaped landing data, real-world defects included, under OUT (a folder or s3://...)."""
+    """Write STEDI-shaped landing data, real-world defects included, under OUT (a new or empty folder, or
+    s3://...)."""
     from stedi_etl.errors import UsageError
 
     context = click.get_current_context()
@@ -398,12 +415,19 @@ def generate(
     if scale is not None:
         from stedi_etl.generate_scale import generate_scaled
 
-        result: Any = generate_scaled(out, scale=scale, seed=seed, clean=clean, endpoint_url=s3_endpoint_url)
+        result: Any = generate_scaled(
+            out, scale=scale, seed=seed, clean=clean, endpoint_url=s3_endpoint_url, force=force
+        )
     else:
         from stedi_etl.generate import generate as write_sample
 
         result = write_sample(
-            out, seed=seed, customers=customers, readings_per_customer=readings, endpoint_url=s3_endpoint_url
+            out,
+            seed=seed,
+            customers=customers,
+            readings_per_customer=readings,
+            endpoint_url=s3_endpoint_url,
+            force=force,
         )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -496,7 +520,7 @@ def contracts(as_json: bool) -> None:
 @click.option(
     "--landing",
     metavar="URI",
-    help="Landing root for the *_landing tables; default: the bundled sample data.",
+    help="Landing root for the *_landing tables; default: the landing the lake was built from.",
 )
 @click.option(
     "--format",
@@ -518,7 +542,7 @@ def query(
 
     if fmt == "parquet" and not output:
         raise UsageError("--format parquet writes a file: add --output PATH")
-    result = run_query(sql, lake, landing or _sample_landing(), endpoint_url=s3_endpoint_url)
+    result = run_query(sql, lake, landing, endpoint_url=s3_endpoint_url)
     data = render(result.frame, fmt)  # type: ignore[arg-type]
     if output:
         write_output(data, output)
@@ -554,7 +578,11 @@ def catalog(lake: str, as_json: bool, s3_endpoint_url: str | None) -> None:
     metavar="URI",
     help="Lake whose pointers name each table's current version.",
 )
-@click.option("--landing", metavar="URI", help="Landing root, for the landing tables' LOCATION.")
+@click.option(
+    "--landing",
+    metavar="URI",
+    help="Landing root, for the landing tables' LOCATION; default: the landing the lake was built from.",
+)
 @click.option(
     "--location",
     metavar="PREFIX",
@@ -586,7 +614,14 @@ def ddl(
 
 
 @main.command()
-@click.option("--landing", metavar="URI", help="Landing root to profile; default: the bundled sample data.")
+@click.option(
+    "--landing",
+    metavar="URI",
+    help="Landing root to profile; default: the landing --lake was built from (or the bundled sample).",
+)
+@click.option(
+    "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake whose landing to profile."
+)
 @click.option(
     "--top", type=click.IntRange(0, 1000), default=5, show_default=True, help="Worst offenders shown."
 )
@@ -597,13 +632,18 @@ def ddl(
 @_s3_endpoint_option
 @_reports_errors
 def profile(
-    landing: str | None, top: int, show_personal: bool, as_json: bool, s3_endpoint_url: str | None
+    landing: str | None,
+    lake: str,
+    top: int,
+    show_personal: bool,
+    as_json: bool,
+    s3_endpoint_url: str | None,
 ) -> None:
     """Data-quality profile of the landing data: duplicates by key, shared serial numbers, consent, nulls."""
     from stedi_etl.profile import profile_landing
 
     result = profile_landing(
-        landing or _sample_landing(), top=top, show_personal=show_personal, endpoint_url=s3_endpoint_url
+        landing, lake=lake, top=top, show_personal=show_personal, endpoint_url=s3_endpoint_url
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -616,7 +656,9 @@ def profile(
     "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake root: a folder or s3://..."
 )
 @click.option(
-    "--landing", metavar="URI", help="Landing root for the funnel and profile; default: the latest run's."
+    "--landing",
+    metavar="URI",
+    help="Landing root for the funnel and profile; default: the landing the lake was built from.",
 )
 @click.option(
     "--output",

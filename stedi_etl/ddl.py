@@ -100,14 +100,16 @@ def generate_ddl(
 
     LOCATION is ``<root>/<dataset>/landing/`` for a landing table and the current version's folder
     ``<root>/<dataset>/<zone>/v-<run>/`` for a lake table, where root is ``location`` (where the data is
-    published, e.g. s3://bucket/stedi) or else ``landing`` / ``lake`` themselves. A lake table's version is
-    always read from ``lake``'s pointer.
+    published, e.g. s3://bucket/stedi) or else the lake itself and ``landing`` (by default the landing the
+    lake was built from), when they are on S3: Athena reads nothing else, so a local folder without
+    ``location`` is a usage error that says what to pass. A lake table's version is always read from
+    ``lake``'s pointer.
     """
     from stedi_etl.catalog import catalog_tables
     from stedi_etl.lake import Lake, landing_dir, table_contract
     from stedi_etl.landing import landing_contract
     from stedi_etl.query import lake_tables, landing_tables
-    from stedi_etl.storage import Store
+    from stedi_etl.storage import S3_PROTOCOLS, Store
 
     if not database.replace("_", "").isalnum():
         raise UsageError(f"database name {database!r}: use letters, digits and underscores")
@@ -127,6 +129,16 @@ def generate_ddl(
         if not published:
             raise UsageError(f"no published tables in {lake} (is the lake URI right?)")
 
+    def readable_by_athena(uri: str, what: str) -> None:
+        if Store(uri, endpoint_url=endpoint_url).protocol not in S3_PROTOCOLS:
+            raise UsageError(
+                f"{what} {uri} is a local folder, which Athena cannot read: pass --location "
+                "s3://bucket/prefix (where the data is published, laid out as the lake)"
+            )
+
+    if not landing and the_lake is not None and not location:
+        landing = the_lake.recorded_landing()
+
     statements = []
     for table in wanted:
         if table in landing_names:
@@ -135,6 +147,7 @@ def generate_ddl(
                 layout = Store(".")  # only to lay out the relative folder; nothing is read
                 where = _under(location, layout.relative(landing_dir(layout, dataset)))
             elif landing:
+                readable_by_athena(landing, "landing")
                 store = Store(landing, endpoint_url=endpoint_url)
                 where = store.url(landing_dir(store, dataset)) + "/"
             else:
@@ -151,6 +164,8 @@ def generate_ddl(
         if pointer is None:
             raise UsageError(f"{table} has no published version in {lake}; run the pipeline first")
         version_dir = the_lake.version_dir(table, pointer)
+        if not location:
+            readable_by_athena(the_lake.uri, "lake")
         if location:
             where = _under(location, the_lake.store.relative(version_dir))
         else:

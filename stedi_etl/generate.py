@@ -636,6 +636,21 @@ def expected_tables(
 # --- the entry point ----------------------------------------------------------------------------------------
 
 
+def output_store(out: str, *, force: bool, endpoint_url: str | None = None) -> Store:
+    """The store to generate into, refused when it already holds files unless ``force``: another seed or
+    size written over earlier output would silently change every count that was expected of it."""
+    store = Store(out, endpoint_url=endpoint_url)
+    if store.is_file(store.path()):
+        raise UsageError(f"{out} is a file, not a folder")
+    held = len(store.files(store.path()))
+    if held and not force:
+        raise UsageError(
+            f"{out} is not empty ({held} file{'s' * (held != 1)}): choose a new folder, or pass --force "
+            "to write over it"
+        )
+    return store
+
+
 def generate(
     out: str,
     *,
@@ -643,13 +658,16 @@ def generate(
     customers: int = 300,
     readings_per_customer: int = 20,
     endpoint_url: str | None = None,
+    force: bool = False,
 ) -> GenerateResult:
     """Write sample landing data under ``out`` (a folder or s3://...) and say what a run must find in it.
 
-    ``endpoint_url`` points s3:// at an S3-compatible server; by default the AWS chain decides.
+    ``endpoint_url`` points s3:// at an S3-compatible server; by default the AWS chain decides. A folder
+    that already holds files is refused unless ``force``.
     """
     if customers < 1 or readings_per_customer < 1:
         raise UsageError("generate needs at least one customer and one reading per customer")
+    store = output_store(out, force=force, endpoint_url=endpoint_url)
     rng = random.Random(seed)
     names = _Names(rng)
     people = _make_customers(rng, names, customers, readings_per_customer)
@@ -659,7 +677,6 @@ def generate(
     )
     by_dataset["step_trainer"], unknown_devices = _step_files(rng, people)
 
-    store = Store(out, endpoint_url=endpoint_url)
     written: dict[str, list[str]] = {}
     for dataset, files in by_dataset.items():
         directory = landing_dir(store, dataset)

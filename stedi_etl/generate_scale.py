@@ -25,10 +25,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stedi_etl.errors import UsageError
-from stedi_etl.generate import BASE_MS, DAY_MS, FIRST_NAMES, LAST_NAMES, REASONS, DatasetCounts
+from stedi_etl.generate import (
+    BASE_MS,
+    DAY_MS,
+    FIRST_NAMES,
+    LAST_NAMES,
+    REASONS,
+    DatasetCounts,
+    output_store,
+)
 from stedi_etl.lake import landing_dir
 from stedi_etl.landing import DATASETS, is_hidden
-from stedi_etl.storage import Store
 
 if TYPE_CHECKING:
     import polars as pl
@@ -392,14 +399,17 @@ def generate_scaled(
     seed: int = 0,
     clean: bool = False,
     endpoint_url: str | None = None,
+    force: bool = False,
 ) -> ScaledResult:
-    """Write landing data ``scale`` times the public starter set under ``out`` (a folder or s3://...)."""
+    """Write landing data ``scale`` times the public starter set under ``out`` (a folder or s3://...); a
+    folder that already holds files is refused unless ``force``."""
     import polars as pl
 
     from stedi_etl.contracts import load_contract
 
     if not (math.isfinite(scale) and 0 < scale <= MAX_SCALE):
         raise UsageError(f"--scale must be a number above 0 and at most {MAX_SCALE:g}, not {scale}")
+    store = output_store(out, force=force, endpoint_url=endpoint_url)
     started = time.perf_counter()
     count = max(1, round(STARTER_CUSTOMERS * scale))
     customers = _customers(count, seed)
@@ -427,7 +437,6 @@ def generate_scaled(
         "step_trainer": frames["step_trainer"].height - steps.height,
     }
 
-    store = Store(out, endpoint_url=endpoint_url)
     plan = {d: _file_count(d, frame.height) for d, frame in frames.items()}
     for dataset, files in plan.items():
         directory = landing_dir(store, dataset)

@@ -5,7 +5,8 @@ Layout under a lake root (the public starter's):
     <lake>/customer/trusted, <lake>/customer/curated, <lake>/accelerometer/trusted,
     <lake>/step_trainer/trusted, <lake>/step_trainer/curated (machine_learning_curated),
     <lake>/_quarantine/<dataset>; and stedi-etl's own records: <lake>/_stedi/runs/<run-id>.json (one
-    manifest per run) and <lake>/_stedi/lock (the one-writer lock, see lock.py).
+    manifest per run), <lake>/_stedi/lock (the one-writer lock, see lock.py) and <lake>/_stedi/landing.json
+    (the landing the lake's tables were last built from, which commands use when --landing is not given).
 
 Publishing a table (the same steps on a local disk and on S3):
 1. once every table of the run is built and checked, write each new version's Parquet files into a fresh
@@ -30,16 +31,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from stedi_etl import sample_landing
 from stedi_etl.contracts import Contract, load_contract
 from stedi_etl.errors import LakeError, StorageError, UsageError
-from stedi_etl.storage import Store
+from stedi_etl.storage import Store, normal_uri
 
 if TYPE_CHECKING:
     import polars as pl
 
 POINTER = "_current.json"
+LANDING_RECORD = "landing.json"
+LANDING_RECORD_FORMAT = "stedi-etl/landing/1"
 POINTER_FORMAT = "stedi-etl/table-pointer/1"
 VERSION_PREFIX = "v-"
 QUARANTINE_SUFFIX = "_quarantine"
@@ -277,9 +281,76 @@ class Lake:
         except ValueError as err:
             raise LakeError(f"{self.store.url(listed[-1])} is not a run manifest: {err}") from None
 
+    def record_landing(self, landing: str, run_id: str) -> None:
+        """Remember that the lake's tables were (last) built from ``landing``; the bundled sample is recorded
+        as such, so another install of stedi-etl finds its own copy."""
+        record = {
+            "format": LANDING_RECORD_FORMAT,
+            "landing": normal_uri(landing),
+            "bundled_sample": normal_uri(landing) == normal_uri(sample_landing()),
+            "run_id": run_id,
+            "recorded_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
+        self.store.replace(self.meta_path(LANDING_RECORD), json.dumps(record, indent=2).encode())
+
+    def recorded_landing(self) -> str | None:
+        """The landing the lake was built from: its record, or for a lake of an earlier release the newest
+        succeeded run's; None for a new lake."""
+        where = self.meta_path(LANDING_RECORD)
+        found = self.store.read_if_exists(where)
+        if found is not None:
+            try:
+                record = json.loads(found)
+                return sample_landing() if record.get("bundled_sample") else str(record["landing"])
+            except (ValueError, KeyError, TypeError) as err:
+                raise LakeError(f"{self.store.url(where)} is not a landing record: {err}") from None
+        if not self.store.exists(self.meta_path("runs")):
+            return None
+        for path in reversed(self.manifest_paths()):
+            try:
+                manifest = json.loads(self.store.read_bytes(path))
+            except ValueError:
+                continue
+            if manifest.get("status") == "succeeded" and manifest.get("landing"):
+                return str(manifest["landing"])
+        return None
+
     def version_dir(self, table: str, pointer: Pointer) -> str:
         """The folder holding the files of the version ``pointer`` names."""
         return f"{self.table_dir(table)}/{pointer.version}"
+
+
+LandingSource = Literal["given", "recorded", "sample"]
+
+
+@dataclass(frozen=True)
+class LandingChoice:
+    """Which landing a command reads, and why: given with --landing, recorded by the lake, or the sample."""
+
+    uri: str
+    source: LandingSource
+    recorded: str | None = None  # what the lake recorded, where it has a record
+
+    @property
+    def changed_from(self) -> str | None:
+        """The landing the lake was built from, where this one is another."""
+        if self.recorded is None or normal_uri(self.recorded) == normal_uri(self.uri):
+            return None
+        return self.recorded
+
+
+def choose_landing(lake: Lake | None, given: str | None) -> LandingChoice:
+    """``given``, else the landing ``lake`` records, else the bundled sample (a new lake, or none).
+
+    A forgotten --landing must never rebuild or read a real lake from the sample, so the sample is only the
+    default where the lake has no record of another landing.
+    """
+    recorded = lake.recorded_landing() if lake is not None else None
+    if given:
+        return LandingChoice(given, "given", recorded)
+    if recorded is not None:
+        return LandingChoice(recorded, "recorded", recorded)
+    return LandingChoice(sample_landing(), "sample")
 
 
 def read_table(lake: str, table: str, *, endpoint_url: str | None = None) -> pl.DataFrame:

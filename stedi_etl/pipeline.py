@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING, Any, Literal
 from stedi_etl import __version__, transforms
 from stedi_etl.contracts import load_contract
 from stedi_etl.errors import StediError, UsageError
-from stedi_etl.lake import Lake, Pointer, Staged, elapsed, landing_dir, new_run_id, quarantine_table
+from stedi_etl.lake import (
+    Lake,
+    LandingChoice,
+    Pointer,
+    Staged,
+    choose_landing,
+    elapsed,
+    landing_dir,
+    new_run_id,
+    quarantine_table,
+)
 from stedi_etl.landing import DATASETS, LandingRead, is_hidden, read_landing, require_landing
 from stedi_etl.lock import LakeLock, acquire
 from stedi_etl.storage import FileInfo, Store
@@ -89,6 +99,14 @@ def plan(tables: Iterable[str] | None = None) -> tuple[Step, ...]:
     if tables is None:
         return STEPS
     by_table = {step.table: step for step in STEPS}
+    tables = list(tables)
+    if not tables:
+        raise UsageError(f"name at least one table to build; tables: {', '.join(by_table)}")
+    if all(table in LANDING_INPUTS for table in tables):
+        raise UsageError(
+            f"{', '.join(tables)}: landing tables are read, not built; check landing data with "
+            "`stedi-etl validate --landing URI`, or name a lake table to build"
+        )
     wanted: set[str] = set()
     pending = list(tables)
     while pending:
@@ -172,6 +190,8 @@ class RunResult:
     full_refresh: bool = False
     error: str | None = None
     took_over_from: str | None = None  # the run whose lock this run found abandoned
+    landing_source: str = "given"  # given (--landing), recorded (the lake's own) or sample (a new lake)
+    landing_changed_from: str | None = None  # the landing the lake was built from, where this is another
     stedi_etl_version: str = __version__
     format: str = MANIFEST_FORMAT
 
@@ -199,7 +219,7 @@ class RunResult:
 
 
 def run(
-    landing: str,
+    landing: str | None,
     lake: str,
     *,
     tables: Iterable[str] | None = None,
@@ -218,6 +238,9 @@ def run(
     are. Nothing is written until every table is built and checked, and pointers move only after every new
     version is written, so a run that dies midway leaves every table at its previous version. One run at a
     time holds the lake's lock; another fails at once naming it, or waits up to ``wait`` seconds.
+
+    ``landing`` None reads the landing the lake records it was built from (the bundled sample for a new
+    lake); another landing than the recorded one is allowed, and the result says it changed.
     """
     options = options or RunOptions()
     say = progress or (lambda _message: None)
@@ -225,14 +248,17 @@ def run(
     datasets = [
         LANDING_INPUTS[i] for i in dict.fromkeys(i for s in steps for i in s.inputs) if i in LANDING_INPUTS
     ]
-    landing_store = Store(landing, endpoint_url=endpoint_url)
-    listings = require_landing(landing_store, datasets)
     the_lake = Lake(Store(lake, endpoint_url=endpoint_url))
     the_lake.require_folder()
+    choice = choose_landing(the_lake, landing)
+    landing_store = Store(choice.uri, endpoint_url=endpoint_url)
+    listings = require_landing(landing_store, datasets)
     run_id = new_run_id()
     lock = acquire(the_lake.store, the_lake.meta_path("lock"), run_id, wait=wait, lake=the_lake.uri)
     try:
-        return _Run(run_id, landing_store, listings, the_lake, steps, options, full_refresh, say, lock).go()
+        return _Run(
+            run_id, landing_store, listings, the_lake, steps, options, full_refresh, say, lock, choice
+        ).go()
     finally:
         lock.release()
 
@@ -336,6 +362,7 @@ class _Run:
         full_refresh: bool,
         say: Callable[[str], None],
         lock: LakeLock,
+        landing_choice: LandingChoice,
     ) -> None:
         self.started = time.perf_counter()
         self.landing_store = landing_store
@@ -360,6 +387,8 @@ class _Run:
             started_at=_now(),
             full_refresh=full_refresh,
             took_over_from=lock.took_over.run_id if lock.took_over else None,
+            landing_source=landing_choice.source,
+            landing_changed_from=landing_choice.changed_from,
         )
         self.run_info = {"run_id": run_id, "landing": landing_store.uri, "options": asdict(options)}
         self.reads: dict[str, LandingRead] = {}
@@ -388,6 +417,8 @@ class _Run:
 
     def go(self) -> RunResult:
         self.say(f"run {self.run_id}: {self.landing_store.uri} -> {self.lake.uri}")
+        if self.result.landing_changed_from:
+            self.say(f"landing changed: the lake was built from {self.result.landing_changed_from}")
         self.record()
         if self.lock.took_over:
             _mark_interrupted(self.lake, self.lock.took_over.run_id, self.run_id)
@@ -406,6 +437,8 @@ class _Run:
                 self.lock.confirm()
             publish_started = time.perf_counter()
             self.lake.publish(self.staged, unchanged)
+            if self.staged:  # the lake's tables now come (at least in part) from this landing
+                self.lake.record_landing(self.landing_store.url(self.landing_store.path()), self.run_id)
             self.result = replace(self.result, timings={"publish": elapsed(publish_started)})
             if self.staged:
                 self.say(f"published {len(self.staged)} versions ({elapsed(publish_started):.2f}s)")

@@ -136,13 +136,21 @@ class Profile:
 
 
 def profile_landing(
-    landing: str, *, top: int = DEFAULT_TOP, show_personal: bool = False, endpoint_url: str | None = None
+    landing: str | None,
+    *,
+    lake: str | None = None,
+    top: int = DEFAULT_TOP,
+    show_personal: bool = False,
+    endpoint_url: str | None = None,
 ) -> Profile:
-    """Read the three landing datasets under ``landing`` as a run would and profile them."""
+    """Read the three landing datasets under ``landing`` as a run would and profile them; without
+    ``landing``, the landing ``lake`` was built from (the bundled sample where it has none)."""
+    from stedi_etl.lake import Lake, choose_landing
     from stedi_etl.landing import DATASETS, read_landing, require_landing
     from stedi_etl.storage import Store
 
-    store = Store(landing, endpoint_url=endpoint_url)
+    the_lake = Lake(Store(lake, endpoint_url=endpoint_url)) if lake and not landing else None
+    store = Store(choose_landing(the_lake, landing).uri, endpoint_url=endpoint_url)
     listings = require_landing(store, DATASETS)
     reads = {d: read_landing(store, d, listings[d]) for d in DATASETS}
     return profile_reads(store.url(store.path()), reads, top=top, show_personal=show_personal)

@@ -87,8 +87,9 @@ def referenced_tables(sql: str) -> tuple[str, ...]:
     return tuple(name for name in query_tables() if name in words)
 
 
-def run_query(sql: str, lake: str, landing: str, *, endpoint_url: str | None = None) -> QueryResult:
-    """Run one read-only SQL statement over the tables it names, read from ``lake`` and ``landing``."""
+def run_query(sql: str, lake: str, landing: str | None, *, endpoint_url: str | None = None) -> QueryResult:
+    """Run one read-only SQL statement over the tables it names, read from ``lake`` and ``landing``
+    (None: the landing the lake was built from, or the bundled sample for a lake without one)."""
     import duckdb
     import polars as pl
 
@@ -139,9 +140,9 @@ class _ArrowStream:
 
 
 def _read_tables(
-    names: tuple[str, ...], lake_uri: str, landing_uri: str, endpoint_url: str | None
+    names: tuple[str, ...], lake_uri: str, landing_uri: str | None, endpoint_url: str | None
 ) -> dict[str, pl.DataFrame]:
-    from stedi_etl.lake import Lake
+    from stedi_etl.lake import Lake, choose_landing
     from stedi_etl.landing import read_landing, require_landing
     from stedi_etl.storage import Store
 
@@ -149,7 +150,8 @@ def _read_tables(
     datasets = landing_tables()
     wanted_landing = [datasets[n] for n in names if n in datasets]
     if wanted_landing:
-        store = Store(landing_uri, endpoint_url=endpoint_url)
+        recorder = None if landing_uri else Lake(Store(lake_uri, endpoint_url=endpoint_url))
+        store = Store(choose_landing(recorder, landing_uri).uri, endpoint_url=endpoint_url)
         listings = require_landing(store, wanted_landing)
         for dataset in wanted_landing:
             frames[f"{dataset}_landing"] = read_landing(store, dataset, listings[dataset]).frame

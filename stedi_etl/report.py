@@ -142,7 +142,7 @@ def build_report(
     show_personal: bool = False,
     endpoint_url: str | None = None,
 ) -> Report:
-    """Gather the report of ``lake``; ``landing`` defaults to the landing URI of the latest run."""
+    """Gather the report of ``lake``; ``landing`` defaults to the landing the lake was built from."""
     from stedi_etl.catalog import build_catalog
     from stedi_etl.funnel import build_funnel
     from stedi_etl.lake import Lake
@@ -155,9 +155,10 @@ def build_report(
     the_lake = Lake(Store(lake, endpoint_url=endpoint_url))
     manifest = the_lake.latest_manifest()
     if landing is None:
-        landing = (manifest or {}).get("landing")
+        # A lake whose first run failed has published nothing, so records no landing: its run's, then.
+        landing = the_lake.recorded_landing() or (manifest or {}).get("landing")
         if not landing:
-            raise UsageError(f"no run manifest in {lake} names its landing data: pass --landing URI")
+            raise UsageError(f"{lake} records no landing it was built from: pass --landing URI")
     store = Store(landing, endpoint_url=endpoint_url)
     listings = require_landing(store, DATASETS)
     reads = {d: read_landing(store, d, listings[d]) for d in DATASETS}

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stedi_etl.errors import StorageError
@@ -62,6 +63,14 @@ def redact(message: str) -> str:
 
 def protocol_of(uri: str) -> str:
     return uri.split("://", 1)[0].lower() if "://" in uri else "file"
+
+
+def normal_uri(uri: str) -> str:
+    """``uri`` as one location is always written: an absolute local path, or scheme://bucket/key."""
+    if protocol_of(uri) == "file":
+        local = uri[len("file://") :] if uri.startswith("file://") else uri
+        return str(Path(local).expanduser().resolve())
+    return uri.rstrip("/")
 
 
 def _aws_environment() -> tuple[tuple[str, str], ...]:

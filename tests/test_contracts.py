@@ -165,8 +165,8 @@ def test_the_built_wheel_carries_the_contracts_and_sample_data(tmp_path: Path) -
     elsewhere.mkdir()
     probe = (
         "from stedi_etl.contracts import contracts_dir, load_contracts;"
-        "from stedi_etl.cli import _sample_landing;"
-        "print(contracts_dir()); print(len(load_contracts())); print(_sample_landing())"
+        "from stedi_etl import sample_landing;"
+        "print(contracts_dir()); print(len(load_contracts())); print(sample_landing())"
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "installed")}
     shown = subprocess.run(

@@ -103,23 +103,33 @@ def test_customer_landing_is_the_seed_projects_customer_landing_sql() -> None:
     assert "`stedi`.`customer_landing`" in outcome.stdout
 
 
-def test_without_location_each_table_points_where_stedi_etl_reads_it(
+def test_a_local_lake_or_landing_without_location_says_what_to_pass(
     starter_lake: Path, starter: Path
 ) -> None:
-    result = generate_ddl(
-        ("step_trainer_landing", "machine_learning_curated"),
-        lake=str(starter_lake),
-        landing=str(starter),
-        database="analytics",
-    )
-    locations = {t.table: t.location for t in result.tables}
-    assert locations["step_trainer_landing"] == f"{starter}/step_trainer/landing/"
-    version = Path(locations["machine_learning_curated"])
-    assert sorted(p.name for p in version.iterdir()) == ["part-00000.parquet"]
-    statements = parse(result.script())
-    assert statements["machine_learning_curated"].this.this.db == "analytics"  # type: ignore[union-attr]
-    as_json = ddl("step_trainer_landing", "--landing", str(starter), "--json")
-    assert json.loads(as_json.stdout)["tables"][0]["location"] == f"{starter}/step_trainer/landing/"
+    """Athena reads S3 only: a local folder as LOCATION would be DDL that can never work."""
+    for args, where in [
+        # All eight: the landing tables first, at the landing the lake records it was built from.
+        (["--lake", str(starter_lake)], f"landing {starter}"),
+        (["machine_learning_curated", "--lake", str(starter_lake)], f"lake {starter_lake}"),
+        (["step_trainer_landing", "--landing", str(starter)], f"landing {starter}"),
+    ]:
+        outcome = ddl(*args)
+        assert outcome.exit_code == 2, outcome.output
+        assert outcome.stderr.startswith(f"error: {where} is a local folder")
+        assert "pass --location s3://bucket/prefix" in outcome.stderr
+        assert len(outcome.stderr.strip().splitlines()) == 1
+    with pytest.raises(UsageError, match="pass --location"):
+        generate_ddl(("machine_learning_curated",), lake=str(starter_lake))
+
+
+def test_the_recorded_landing_is_laid_out_under_location(starter_lake: Path) -> None:
+    """`ddl --lake L --location P` on its own defaults: every table, none needing --landing."""
+    outcome = ddl("--lake", str(starter_lake), "--location", "s3://b/p", "--json")
+    assert outcome.exit_code == 0, outcome.stderr
+    locations = {t["table"]: t["location"] for t in json.loads(outcome.stdout)["tables"]}
+    assert locations["customer_landing"] == "s3://b/p/customer/landing/"
+    assert locations["machine_learning_curated"].startswith("s3://b/p/step_trainer/curated/v-")
+    assert len(locations) == 8
 
 
 def test_user_and_timestamp_are_quoted_columns() -> None:
@@ -152,9 +162,10 @@ def test_a_table_without_a_published_version_is_named(tmp_path: Path) -> None:
     from stedi_etl.pipeline import run
 
     run(str(REPO / "fixtures" / "sample"), str(tmp_path), tables=["customer_trusted"])
-    assert generate_ddl(("customer_trusted",), lake=str(tmp_path)).tables[0].table == "customer_trusted"
+    published = generate_ddl(("customer_trusted",), lake=str(tmp_path), location="s3://b")
+    assert published.tables[0].table == "customer_trusted"
     with pytest.raises(UsageError, match="step_trainer_trusted has no published version"):
-        generate_ddl(("step_trainer_trusted",), lake=str(tmp_path))
+        generate_ddl(("step_trainer_trusted",), lake=str(tmp_path), location="s3://b")
     outcome = ddl("step_trainer_trusted", "--lake", str(tmp_path))
     assert outcome.exit_code == 2
     assert "step_trainer_trusted has no published version" in outcome.stderr

@@ -243,14 +243,32 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path: Pat
 def test_regenerating_over_its_own_output_gives_the_same_bytes(tmp_path: Path) -> None:
     generate(str(tmp_path), seed=3, customers=20, readings_per_customer=4)
     before = landing_bytes(tmp_path)
-    generate(str(tmp_path), seed=3, customers=20, readings_per_customer=4)
+    generate(str(tmp_path), seed=3, customers=20, readings_per_customer=4, force=True)
     assert landing_bytes(tmp_path) == before
+
+
+def test_a_folder_that_holds_files_is_refused_without_force(tmp_path: Path) -> None:
+    """Another seed over earlier output would change every count expected of it without a word."""
+    generate(str(tmp_path), seed=3, customers=20, readings_per_customer=4)
+    before = landing_bytes(tmp_path)
+    with pytest.raises(UsageError, match=r"is not empty \(\d+ files\).*--force"):
+        generate(str(tmp_path), seed=4, customers=20, readings_per_customer=4)
+    assert landing_bytes(tmp_path) == before
+    outcome = CliRunner().invoke(main, ["generate", str(tmp_path), "--seed", "4"])
+    assert outcome.exit_code == 2 and "--force" in outcome.stderr
+    assert len(outcome.stderr.strip().splitlines()) == 1
+    assert landing_bytes(tmp_path) == before
+    forced = CliRunner().invoke(
+        main, ["generate", str(tmp_path), "--seed", "4", "--customers", "20", "--force"]
+    )
+    assert forced.exit_code == 0, forced.output
+    assert landing_bytes(tmp_path) != before
 
 
 def test_refuses_to_mix_with_files_it_did_not_write(tmp_path: Path) -> None:
     write_landing(tmp_path, "accelerometer", "someone-else.json", '{"user":"a@test.com"}\n')
     with pytest.raises(UsageError, match=r"someone-else\.json"):
-        generate(str(tmp_path), seed=1, customers=5)
+        generate(str(tmp_path), seed=1, customers=5, force=True)  # --force writes over ours only
 
 
 def test_refuses_no_customers(tmp_path: Path) -> None:
@@ -403,19 +421,19 @@ def test_cli_writes_what_the_library_writes(tmp_path: Path) -> None:
     assert reported == json.loads(as_text)
     assert reported["seed"] == 5 and reported["customers"] == 25
 
-    summary = runner.invoke(main, ["generate", str(tmp_path / "cli"), *arguments])
+    summary = runner.invoke(main, ["generate", str(tmp_path / "cli"), *arguments, "--force"])
     assert summary.exit_code == 0, summary.output
     counts = library["datasets"]["accelerometer"]
     assert f"{counts['records']} records: {counts['rows']} rows" in summary.stdout
     assert "torn_record" in summary.stdout and "-> invalid_json" in summary.stdout
 
-    quiet = runner.invoke(main, ["generate", str(tmp_path / "cli"), *arguments, "--quiet"])
+    quiet = runner.invoke(main, ["generate", str(tmp_path / "cli"), *arguments, "--quiet", "--force"])
     assert quiet.exit_code == 0 and quiet.stdout == ""
 
 
 def test_cli_rejects_a_foreign_landing_folder_with_a_usage_error(tmp_path: Path) -> None:
     write_landing(tmp_path, "customer", "mine.json", "{}\n")
-    outcome = CliRunner().invoke(main, ["generate", str(tmp_path)])
+    outcome = CliRunner().invoke(main, ["generate", str(tmp_path), "--force"])
     assert outcome.exit_code == 2
     assert "mine.json" in outcome.stderr
 

@@ -54,14 +54,16 @@ def test_same_seed_gives_identical_bytes_and_another_seed_does_not(tmp_path: Pat
     assert all(first[name] != other[name] for name in first)
 
 
-def test_regenerating_over_its_own_output_is_allowed_but_not_over_foreign_files(tmp_path: Path) -> None:
+def test_regenerating_needs_force_and_never_writes_over_foreign_files(tmp_path: Path) -> None:
     generate_scaled(str(tmp_path), scale=0.05, seed=1, clean=True)
     before = landing_bytes(tmp_path)
-    generate_scaled(str(tmp_path), scale=0.05, seed=1, clean=True)
+    with pytest.raises(UsageError, match=r"not empty.*--force"):
+        generate_scaled(str(tmp_path), scale=0.05, seed=2, clean=True)
+    generate_scaled(str(tmp_path), scale=0.05, seed=1, clean=True, force=True)
     assert landing_bytes(tmp_path) == before
     write_landing(tmp_path, "step_trainer", "someone-else.json", "{}\n")
     with pytest.raises(UsageError, match="did not write"):
-        generate_scaled(str(tmp_path), scale=0.05, seed=1, clean=True)
+        generate_scaled(str(tmp_path), scale=0.05, seed=1, clean=True, force=True)
 
 
 def test_size_grows_linearly_with_scale_and_scale_one_is_the_starter_set(tmp_path: Path) -> None:

@@ -440,30 +440,22 @@ def test_catalog_query_and_ddl_read_a_lake_on_s3(s3: S3, landed: str) -> None:
     version = s3.uri("lake", "customer", "trusted", "v-" + document["latest_run"]) + "/"
     assert document["tables"][0]["location"] == version
 
+    # No --landing: the lake on S3 records the landing it was built from, and query and ddl use it.
     code, out, err = cli(
         "query",
-        "SELECT COUNT(*) AS n FROM customer_trusted WHERE email IN (SELECT user FROM accelerometer_trusted)",
+        "SELECT (SELECT COUNT(*) FROM customer_landing) AS landed, COUNT(*) AS n FROM customer_trusted"
+        " WHERE email IN (SELECT user FROM accelerometer_trusted)",
         "--lake",
         s3.uri("lake"),
-        "--landing",
-        landed,
         "--format",
         "csv",
         *endpoint,
     )
     assert code == 0, err
-    assert out.splitlines() == ["n", "482"]
+    assert out.splitlines() == ["landed,n", "956,482"]
 
-    code, out, err = cli(
-        "ddl",
-        "customer_trusted",
-        "customer_landing",
-        "--lake",
-        s3.uri("lake"),
-        "--landing",
-        landed,
-        *endpoint,
-    )
+    # No --location either: a lake on S3 is its own location.
+    code, out, err = cli("ddl", "customer_trusted", "customer_landing", "--lake", s3.uri("lake"), *endpoint)
     assert code == 0, err
     assert f"LOCATION '{version}'" in out
     assert f"LOCATION '{landed}/customer/landing/'" in out
