@@ -14,6 +14,7 @@ from typing import Any
 from stedi_etl.errors import UsageError
 from stedi_etl.lake import QUARANTINE_SUFFIX, Lake, Pointer, quarantine_table, table_contract
 from stedi_etl.storage import Store
+from stedi_etl.wording import table_counts
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Catalog:
     latest_run: str | None
     latest_run_ok: bool | None
     tables: tuple[CatalogEntry, ...]
+    latest_run_counts: str | None = None  # what the latest run did, counted as run-all and `runs` count
 
     def to_dict(self) -> dict[str, Any]:
         result = asdict(self)
@@ -73,7 +75,8 @@ class Catalog:
 
     def summary(self) -> str:
         verdict = {True: "ok", False: "FAILED", None: "no manifest"}[self.latest_run_ok]
-        lines = [f"lake {self.lake}; latest run {self.latest_run or '-'} ({verdict})", ""]
+        counts = f": {self.latest_run_counts}" if self.latest_run_counts else ""
+        lines = [f"lake {self.lake}; latest run {self.latest_run or '-'} ({verdict}{counts})", ""]
         lines.append(f"{'table':<27}{'zone':<11}{'rows':>7}  {'built (UTC)':<21}{'contract':<15}location")
         for t in self.tables:
             rows = "-" if t.rows is None else str(t.rows)
@@ -128,6 +131,7 @@ def build_catalog(lake_uri: str, *, endpoint_url: str | None = None, require_tab
         latest_run=manifest.get("run_id") if manifest else None,
         latest_run_ok=manifest.get("ok") if manifest else None,
         tables=tuple(entries),
+        latest_run_counts=table_counts((t, o.status) for t, o in latest.items()) if latest else None,
     )
 
 

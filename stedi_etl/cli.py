@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from stedi_etl import __version__
+from stedi_etl.wording import plural, table_counts
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,6 +84,13 @@ def main() -> None:
 
 def _run_options(command: F) -> F:
     command = click.option(
+        "--progress/--no-progress",
+        "show_progress",
+        default=None,
+        help="Show progress bars (bytes read, tables built, rate, time left) on stderr; default: only when "
+        "stderr is a terminal.",
+    )(command)
+    command = click.option(
         "--wait",
         type=click.FloatRange(min=0),
         default=0,
@@ -142,6 +150,7 @@ def run_all(
     consent_cutoff: bool,
     full_refresh: bool,
     wait: float,
+    show_progress: bool | None,
     report_path: str | None,
     s3_endpoint_url: str | None,
     quiet: bool,
@@ -152,7 +161,7 @@ def run_all(
         None,
         landing,
         lake,
-        RunFlags(ml_join, consent_cutoff, full_refresh, wait),
+        RunFlags(ml_join, consent_cutoff, full_refresh, wait, show_progress),
         s3_endpoint_url,
         quiet,
         as_json,
@@ -185,6 +194,7 @@ def run_tables(
     consent_cutoff: bool,
     full_refresh: bool,
     wait: float,
+    show_progress: bool | None,
     s3_endpoint_url: str | None,
     quiet: bool,
     as_json: bool,
@@ -193,7 +203,7 @@ def run_tables(
 
     Landing tables are read, not built: check them with `stedi-etl validate --landing URI`.
     """
-    flags = RunFlags(ml_join, consent_cutoff, full_refresh, wait)
+    flags = RunFlags(ml_join, consent_cutoff, full_refresh, wait, show_progress)
     _run(tables, landing, lake, flags, s3_endpoint_url, quiet, as_json)
 
 
@@ -203,6 +213,7 @@ class RunFlags:
     consent_cutoff: bool
     full_refresh: bool
     wait: float
+    show_progress: bool | None = None  # None: when stderr is a terminal
 
 
 def _run(
@@ -217,11 +228,20 @@ def _run(
     report_path: str | None = None,
 ) -> None:
     from stedi_etl.pipeline import RunOptions, run
+    from stedi_etl.progress import NO_METER, Meter, TerminalMeter
 
     started = time.perf_counter()
+    wanted = flags.show_progress
+    if wanted is None:
+        wanted = not (quiet or as_json) and sys.stderr.isatty()
+    meter: Meter = TerminalMeter() if wanted else NO_METER
 
     def progress(message: str) -> None:
-        click.echo(f"[{time.perf_counter() - started:6.2f}s] {message}", err=True)
+        line = f"[{time.perf_counter() - started:6.2f}s] {message}"
+        if wanted:
+            meter.note(line)
+        else:
+            click.echo(line, err=True)
 
     result = run(
         landing,
@@ -232,6 +252,7 @@ def _run(
         progress=None if quiet or as_json else progress,
         full_refresh=flags.full_refresh,
         wait=flags.wait,
+        meter=meter,
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
@@ -276,7 +297,8 @@ def render_run(result: Any) -> str:
     for t in result.tables:
         rows = "-" if t.rows is None else str(t.rows)
         status = t.status.replace("_", " ")
-        lines.append(f"  {t.table:<26}{t.zone:<9}{rows:>7}  {status:<11}{t.seconds:>8.2f}")
+        empty = "  empty: see warnings" if t.ok and t.rows == 0 else ""
+        lines.append(f"  {t.table:<26}{t.zone:<9}{rows:>7}  {status:<11}{t.seconds:>8.2f}{empty}")
     warnings = [w for s in result.landing_results for w in s.warnings] + [
         w for t in result.tables for w in t.warnings
     ]
@@ -286,12 +308,11 @@ def render_run(result: Any) -> str:
         lines.extend(f"  {w.line()}" for w in warnings)
     lines.append("")
     quarantined = sum(s.quarantined or 0 for s in result.landing_results)
-    published = sum(t.status == "published" for t in result.tables)
-    current = sum(t.status == "up_to_date" for t in result.tables)
     verdict = "ok" if result.ok else "FAILED"
+    counts = table_counts((t.table, t.status) for t in result.tables + result.quarantines)
     lines.append(
-        f"{verdict}: {published}/{len(result.tables)} tables published, {current} up to date, "
-        f"{quarantined} records quarantined, {result.seconds:.2f}s; manifest {result.manifest}"
+        f"{verdict}: {counts}; {plural(quarantined, 'record')} quarantined, {result.seconds:.2f}s; "
+        f"manifest {result.manifest}"
     )
     return "\n".join(lines)
 
@@ -352,11 +373,14 @@ def render_validation(result: Any) -> str:
     failed = sum(not r.ok for r in result.reports)
     quarantined = sum(sum(q.values()) for q in result.quarantined.values())
     if result.ok:
-        lines.append(f"ok: {len(result.reports)} tables pass their contracts")
+        one = len(result.reports) == 1
+        verb = "passes its contract" if one else "pass their contracts"
+        lines.append(f"ok: {plural(len(result.reports), 'table')} {verb}")
     else:
         lines.append(
-            f"FAILED: {failed} of {len(result.reports)} tables break their contracts, "
-            f"{quarantined} records rejected"
+            f"FAILED: {failed} of {plural(len(result.reports), 'table')} break{'s' * (failed == 1)} their "
+            "contracts, "
+            f"{plural(quarantined, 'record')} rejected"
         )
     return "\n".join(lines)
 
@@ -476,8 +500,7 @@ def runs(lake: str, last: int | None, s3_endpoint_url: str | None, as_json: bool
     click.echo(f"{'run':<30}{'status':<13}{'started':<31}{'seconds':>8}  tables")
     for r in result.runs:
         seconds = "-" if r.seconds is None else f"{r.seconds:.2f}"
-        done = f"{len(r.published)} published, {len(r.up_to_date)} up to date, {len(r.failed)} failed"
-        click.echo(f"{r.run_id:<30}{r.status:<13}{r.started_at or '-':<31}{seconds:>8}  {done}")
+        click.echo(f"{r.run_id:<30}{r.status:<13}{r.started_at or '-':<31}{seconds:>8}  {r.counts}")
         if r.error:
             click.echo(f"  {r.error}")
 
@@ -506,10 +529,19 @@ def contracts(as_json: bool) -> None:
         click.echo(json.dumps(summary, indent=2))
         return
     for name, c in loaded.items():
-        click.echo(f"{name}  ({c.dataset}/{c.zone})")
+        click.echo(f"{name}  ({_where(c)})")
         click.echo(f"  grain:    {c.grain}")
         click.echo(f"  columns:  {', '.join(f'{col.name}:{col.logical_type}' for col in c.columns)}")
         click.echo(f"  personal: {', '.join(c.personal_columns) or '-'}")
+
+
+def _where(contract: Any) -> str:
+    """Where a contract's table lives, as a user finds it."""
+    if contract.zone == "quarantine":
+        return "<lake>/_quarantine/<dataset>: one table per landing dataset"
+    if contract.zone == "landing":
+        return f"<landing>/{contract.dataset}/landing/"
+    return f"<lake>/{contract.dataset}/{contract.zone}"
 
 
 @main.command()

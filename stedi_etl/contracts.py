@@ -75,6 +75,8 @@ class Contract:
     rules: tuple[Rule, ...]
     path: str
     sha256: str
+    # Why the table can legally be empty, in words (customProperty whenEmpty); a run warns with it.
+    when_empty: str = ""
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -291,6 +293,7 @@ def _build(doc: Any, path: str, sha256: str) -> Contract:
         version=str(doc.get("version", "")),
         dataset=str(custom["dataset"]),
         zone=str(custom["zone"]),
+        when_empty=str(custom.get("whenEmpty") or ""),
         grain=" ".join(grain.split()),
         purpose=" ".join(str(description.get("purpose", "")).split()),
         columns=tuple(columns),

@@ -130,10 +130,16 @@ def require_landing(store: Store, datasets: Iterable[str]) -> dict[str, dict[str
     return listings
 
 
-def read_landing(store: Store, dataset: str, listed: dict[str, FileInfo] | None = None) -> LandingRead:
+def read_landing(
+    store: Store,
+    dataset: str,
+    listed: dict[str, FileInfo] | None = None,
+    on_read: Callable[[int], None] | None = None,
+) -> LandingRead:
     """Read every file under ``<root>/<dataset>/landing/`` (recursively) of ``store``.
 
-    ``listed`` is the folder's listing where the caller has it already (``require_landing``).
+    ``listed`` is the folder's listing where the caller has it already (``require_landing``); ``on_read``
+    is told the bytes of each batch of files once they are read and parsed (for a progress display).
     """
     started = time.perf_counter()
     contract = landing_contract(dataset)
@@ -150,6 +156,8 @@ def read_landing(store: Store, dataset: str, listed: dict[str, FileInfo] | None 
             texts = [_decompress(p, blobs.pop(p), store.url(p)) for p in batch]
             parsed.extend(parse_files(texts, [store.url(p) for p in batch], contract))
             del texts
+            if on_read is not None:
+                on_read(sum(listed[p].size for p in batch))
 
     def text_of(index: int) -> bytes:
         """A file read again: only for a file some of whose rows break a row rule, to find their lines."""

@@ -30,9 +30,11 @@ from stedi_etl.lake import (
 )
 from stedi_etl.landing import DATASETS, LandingRead, is_hidden, read_landing, require_landing
 from stedi_etl.lock import LakeLock, acquire
+from stedi_etl.progress import NO_METER, Meter
 from stedi_etl.storage import FileInfo, Store
 from stedi_etl.transforms import MlJoin
 from stedi_etl.validation import CheckFailure, check_frame, check_relations, check_rows, failure_cases
+from stedi_etl.wording import plural
 
 if TYPE_CHECKING:
     import polars as pl
@@ -77,6 +79,7 @@ STEPS: tuple[Step, ...] = (
 )
 
 LANDING_INPUTS = {f"{dataset}_landing": dataset for dataset in DATASETS}
+BUILDING = "building tables"  # the progress task of a run's steps and quarantines
 ML_JOINS: tuple[MlJoin, ...] = ("same-customer", "timestamp")
 
 
@@ -228,6 +231,7 @@ def run(
     progress: Callable[[str], None] | None = None,
     full_refresh: bool = False,
     wait: float = 0.0,
+    meter: Meter = NO_METER,
 ) -> RunResult:
     """Read the landing zone, build and check every planned table that is out of date, then publish.
 
@@ -240,7 +244,8 @@ def run(
     time holds the lake's lock; another fails at once naming it, or waits up to ``wait`` seconds.
 
     ``landing`` None reads the landing the lake records it was built from (the bundled sample for a new
-    lake); another landing than the recorded one is allowed, and the result says it changed.
+    lake); another landing than the recorded one is allowed, and the result says it changed. ``progress``
+    is told each step in words; ``meter`` counts the bytes read and the tables built (a progress display).
     """
     options = options or RunOptions()
     say = progress or (lambda _message: None)
@@ -257,7 +262,7 @@ def run(
     lock = acquire(the_lake.store, the_lake.meta_path("lock"), run_id, wait=wait, lake=the_lake.uri)
     try:
         return _Run(
-            run_id, landing_store, listings, the_lake, steps, options, full_refresh, say, lock, choice
+            run_id, landing_store, listings, the_lake, steps, options, full_refresh, say, lock, choice, meter
         ).go()
     finally:
         lock.release()
@@ -363,6 +368,7 @@ class _Run:
         say: Callable[[str], None],
         lock: LakeLock,
         landing_choice: LandingChoice,
+        meter: Meter,
     ) -> None:
         self.started = time.perf_counter()
         self.landing_store = landing_store
@@ -373,6 +379,7 @@ class _Run:
         self.full_refresh = full_refresh
         self.say = say
         self.lock = lock
+        self.meter = meter
         self.datasets = list(listings)
         self.landing_files = {d: landing_inputs(landing_store, d, listings[d]) for d in self.datasets}
         self.result = RunResult(
@@ -398,6 +405,7 @@ class _Run:
         self.last_use: dict[str, int] = {}  # input -> the index of the last step that reads it
         self.current: dict[str, Pointer] = {}  # the tables' pointers as the run found them
         self.landing_results: dict[str, LandingSummary] = {}
+        self.input_rows: dict[str, int] = {}  # the step at hand's inputs, for an empty table's warning
 
     @property
     def run_id(self) -> str:
@@ -464,12 +472,18 @@ class _Run:
         # A frame is dropped once the last step that needs it is built, so a run holds the inputs of the
         # step at hand, not every table of the lake: landing datasets are read when first needed.
         self.last_use = {name: index for index, step in enumerate(self.steps) for name in step.inputs}
-        for index, step in enumerate(self.steps):
-            self.step(index, current.get(step.table), landing_ids)
-            for name in [n for n, last in self.last_use.items() if last == index]:
-                self.frames.pop(name, None)
-        for dataset in self.datasets:
-            self.quarantine(dataset, current.get(quarantine_table(dataset)), landing_ids[dataset])
+        self.meter.start(BUILDING, len(self.steps) + len(self.datasets), "table")
+        try:
+            for index, step in enumerate(self.steps):
+                self.step(index, current.get(step.table), landing_ids)
+                for name in [n for n, last in self.last_use.items() if last == index]:
+                    self.frames.pop(name, None)
+                self.meter.advance(BUILDING)
+            for dataset in self.datasets:
+                self.quarantine(dataset, current.get(quarantine_table(dataset)), landing_ids[dataset])
+                self.meter.advance(BUILDING)
+        finally:
+            self.meter.finish(BUILDING)
         for dataset in self.datasets:  # datasets nothing needed to read
             if dataset not in self.landing_results:
                 listed = self.landing_files[dataset]
@@ -527,6 +541,7 @@ class _Run:
     def step(self, index: int, pointer: Pointer | None, landing_ids: dict[str, str]) -> None:
         step = self.steps[index]
         started = time.perf_counter()
+        self.input_rows = {}
         contract = load_contract(step.table)
         location = self.lake.store.url(self.lake.table_dir(step.table))
         inputs: list[dict[str, Any]] = []
@@ -572,6 +587,7 @@ class _Run:
             tables[name] = versions[name].scan()
             self.frames.pop(name, None)
         height = frame.height
+        self.input_rows = {name: part.height for name, part in frames.items() if part is not None}
         kept = None if step.table in finished else frame
         del frames, frame
         report = check_relations(rows, contract, tables, waive)
@@ -630,7 +646,23 @@ class _Run:
         )
 
     def add(self, outcome: TableResult) -> None:
+        if outcome.ok and outcome.rows == 0:
+            outcome = replace(outcome, warnings=(*outcome.warnings, self.empty_warning(outcome.table)))
         self.result = replace(self.result, tables=(*self.result.tables, outcome))
+
+    def empty_warning(self, table: str) -> CheckFailure:
+        """An empty table is a legal result, but never a silent one: why it is empty, in words, and how
+        many rows its inputs had where this run read them."""
+        contract = load_contract(table)
+        reason = contract.when_empty or "its inputs give no rows"
+        inputs = ", ".join(f"{name} {plural(rows, 'row')}" for name, rows in self.input_rows.items())
+        return CheckFailure(
+            table,
+            "empty",
+            "warning",
+            None,
+            reason + (f" (inputs: {inputs})" if inputs else ""),
+        )
 
     def frame(self, name: str) -> pl.DataFrame | None:
         """An input: a landing dataset that passed its contract, or a table built this run or up to date."""
@@ -644,7 +676,17 @@ class _Run:
         """Read a landing dataset once; its frame feeds the lake only if it and its quarantine pass."""
         if dataset in self.reads:
             return self.reads[dataset]
-        read = read_landing(self.landing_store, dataset, self.listings[dataset])
+        task = f"reading {dataset}"
+        self.meter.start(task, sum(info.size for info in self.listings[dataset].values()), "B")
+        try:
+            read = read_landing(
+                self.landing_store,
+                dataset,
+                self.listings[dataset],
+                on_read=lambda amount: self.meter.advance(task, amount),
+            )
+        finally:
+            self.meter.finish(task)
         quarantine = check_frame(
             read.quarantine, load_contract("quarantine"), table=quarantine_table(dataset)
         )
@@ -666,7 +708,7 @@ class _Run:
             warnings=report.warnings,
         )
         self.say(
-            f"landing {dataset}: {read.rows} rows from {len(read.files)} files, "
+            f"landing {dataset}: {plural(read.rows, 'row')} from {plural(len(read.files), 'file')}, "
             f"{read.quarantined} quarantined ({read.seconds:.2f}s)"
         )
         return read

@@ -8,6 +8,7 @@ streams of the Polars frames stedi-etl reads; DuckDB itself is given no access t
 
 from __future__ import annotations
 
+import difflib
 import io
 import re
 import time
@@ -120,6 +121,13 @@ def run_query(sql: str, lake: str, landing: str | None, *, endpoint_url: str | N
         except duckdb.CatalogException as err:
             message = _first_line(err)
             if "Table with name" in message:
+                # DuckDB suggests from what is registered (only the tables the statement names) and its
+                # own catalog; the eight tables are the ones to suggest from.
+                message = message.split(" — Did you mean", 1)[0]
+                missing = message.split("Table with name ", 1)[1].split(" ", 1)[0]
+                close = difflib.get_close_matches(missing.lower(), query_tables(), n=1)
+                if close:
+                    message += f' — Did you mean "{close[0]}"?'
                 message += f" (tables: {', '.join(query_tables())})"
             raise UsageError(message) from None
         except duckdb.Error as err:
@@ -202,6 +210,24 @@ def write_output(data: bytes, output: str) -> None:
         raise UsageError(f"cannot write {output}: {err.strerror or err}") from None
 
 
+# Lines of DuckDB's messages that say how to fix the statement; they follow the first line.
+_HINTS = ("Candidate bindings", "Did you mean", "LINE ")
+_LISTED_FUNCTIONS = 4
+
+
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    """The engine's message as one line: its first line and the hints that follow it (the column or
+    table meant, the place in the statement, the signatures that would match), the rest left out."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    kept = [lines[0]]
+    for index, line in enumerate(lines[1:], start=1):
+        if line.startswith(_HINTS):
+            kept.append(line)
+        elif line.startswith("Candidate functions"):
+            functions = [f for f in lines[index + 1 :] if "(" in f and not f.startswith(_HINTS)]
+            more = len(functions) - _LISTED_FUNCTIONS
+            listed = "; ".join(functions[:_LISTED_FUNCTIONS]) + (f"; and {more} more" if more > 0 else "")
+            kept.append(f"candidate functions: {listed}")
+    return " — ".join(kept)

@@ -815,13 +815,13 @@ def _runs(runs: Sequence[RunSummary]) -> str:
             f'<td><span class="badge {status_class}">{e(r.status)}</span></td>'
             f"<td>{e(r.started_at or '–')}</td>"
             f'<td class="num">{"–" if r.seconds is None else f"{r.seconds:.2f}"}</td>'
-            f'<td class="num">{len(r.published)}</td><td class="num">{len(r.up_to_date)}</td>'
-            f'<td class="num">{len(r.failed)}</td><td>{options}</td><td>{e(r.error or "")}</td></tr>'
+            f'<td data-testid="run-counts">{e(r.counts)}</td><td>{options}</td>'
+            f"<td>{e(r.error or '')}</td></tr>"
         )
     return (
         '<table data-testid="runs-table"><thead><tr><th>run</th><th>status</th><th>started (UTC)</th>'
-        "<th class='num'>seconds</th><th class='num'>published</th><th class='num'>up to date</th>"
-        "<th class='num'>failed/skipped</th><th>options</th><th>error</th></tr></thead>"
+        "<th class='num'>seconds</th><th>tables and quarantines</th>"
+        "<th>options</th><th>error</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 

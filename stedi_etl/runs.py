@@ -9,6 +9,7 @@ from typing import Any
 from stedi_etl.errors import UsageError
 from stedi_etl.lake import Lake
 from stedi_etl.storage import Store
+from stedi_etl.wording import table_counts
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,15 @@ class RunSummary:
     failed: tuple[str, ...]
     error: str | None
     manifest: str
+
+    @property
+    def counts(self) -> str:
+        """What the run did to its tables, counted as run-all's summary, `catalog` and the report count."""
+        return table_counts(
+            [(t, "published") for t in self.published]
+            + [(t, "up_to_date") for t in self.up_to_date]
+            + [(t, "failed") for t in self.failed]
+        )
 
     @classmethod
     def from_manifest(cls, run_id: str, manifest: dict[str, Any], where: str) -> RunSummary:
@@ -57,7 +67,10 @@ class RunsResult:
     runs: tuple[RunSummary, ...]  # oldest first
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        result = asdict(self)
+        for summary, row in zip(self.runs, result["runs"], strict=True):
+            row["counts"] = summary.counts
+        return result
 
 
 def list_runs(lake: str, *, endpoint_url: str | None = None, last: int | None = None) -> RunsResult:

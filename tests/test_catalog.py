@@ -109,7 +109,7 @@ def test_a_failed_latest_run_is_reported_beside_the_version_still_current(
 
     printed = catalog("--lake", str(lake_dir))
     assert printed.exit_code == 0
-    assert f"latest run {failed_run} (FAILED)" in printed.stdout
+    assert f"latest run {failed_run} (FAILED: tables: " in printed.stdout
     assert (
         f"failed in run {failed_run}; current version from run {built_by}: customer_curated.email_unique"
         in (printed.stdout)
