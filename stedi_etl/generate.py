@@ -27,6 +27,7 @@ from stedi_etl.errors import UsageError
 from stedi_etl.lake import landing_dir
 from stedi_etl.landing import DATASETS, Reason, is_hidden
 from stedi_etl.storage import Store
+from stedi_etl.wording import plural
 
 # 2022-06-18, when the STEDI releases were recorded; a constant so no output depends on the clock.
 BASE_MS = 1_655_564_000_000
@@ -133,11 +134,13 @@ class GenerateResult:
 
     def summary(self) -> str:
         """A short text: files, records and defects per dataset, and the table sizes to expect."""
-        lines = [f"wrote {len(self.files)} files of STEDI landing data under {self.out} (seed {self.seed})"]
+        wrote = plural(len(self.files), "file")
+        lines = [f"wrote {wrote} of STEDI landing data under {self.out} (seed {self.seed})"]
         for name, counts in self.datasets.items():
             reasons = ", ".join(f"{n} {r}" for r, n in counts.quarantined.items() if n)
             lines.append(
-                f"  {name:<14}{len(counts.files):>2} files {counts.records:>6} records: {counts.rows} rows "
+                f"  {name:<14}{plural(len(counts.files), 'file'):>8} {counts.records:>6} records: "
+                f"{counts.rows} rows "
                 f"({counts.duplicates} exact duplicates), {counts.quarantined_total} to quarantine"
                 + (f" ({reasons})" if reasons else "")
             )

@@ -36,6 +36,7 @@ from stedi_etl.generate import (
 )
 from stedi_etl.lake import landing_dir
 from stedi_etl.landing import DATASETS, is_hidden
+from stedi_etl.wording import plural
 
 if TYPE_CHECKING:
     import polars as pl
@@ -145,13 +146,15 @@ class ScaledResult:
     def summary(self) -> str:
         kind = "clean" if self.clean else "with defects"
         lines = [
-            f"wrote {len(self.files)} files ({self.bytes / 1e6:.1f} MB) of STEDI landing data at scale "
+            f"wrote {plural(len(self.files), 'file')} ({self.bytes / 1e6:.1f} MB) of STEDI landing data at "
+            "scale "
             f"{self.scale:g}, {kind}, under {self.out} (seed {self.seed}, {self.seconds:.1f}s)"
         ]
         for name, counts in self.datasets.items():
             reasons = ", ".join(f"{n} {r}" for r, n in counts.quarantined.items())
             lines.append(
-                f"  {name:<14}{len(counts.files):>4} files {counts.records:>10} records: {counts.rows} rows "
+                f"  {name:<14}{plural(len(counts.files), 'file'):>10} {counts.records:>10} records: "
+                f"{counts.rows} rows "
                 f"({counts.duplicates} exact duplicates), {counts.quarantined_total} to quarantine"
                 + (f" ({reasons})" if reasons else "")
             )

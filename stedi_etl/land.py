@@ -25,6 +25,7 @@ from stedi_etl.errors import UsageError
 from stedi_etl.lake import landing_dir
 from stedi_etl.landing import DATASETS, is_hidden
 from stedi_etl.storage import Store
+from stedi_etl.wording import plural
 
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 ZONES_NOT_LANDING = ("trusted", "curated")
@@ -88,7 +89,7 @@ class LandResult:
         if self.ignored:
             shown = ", ".join(self.ignored[:SHOWN_PROBLEMS])
             more = ", ..." if len(self.ignored) > SHOWN_PROBLEMS else ""
-            lines.append(f"  ignored {len(self.ignored)} hidden files: {shown}{more}")
+            lines.append(f"  ignored {plural(len(self.ignored), 'hidden file')}: {shown}{more}")
         lines.append(
             f"ok: {len(self.uploaded)} uploaded, {len(self.skipped)} skipped (same size and checksum), "
             f"{self.seconds:.2f}s"
@@ -178,7 +179,8 @@ def land_files(source_dir: str, landing: str, *, endpoint_url: str | None = None
         shown = "; ".join(problems[:SHOWN_PROBLEMS])
         more = f"; and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
         raise UsageError(
-            f"cannot place {len(problems)} of {len(listed)} files, so nothing was uploaded: {shown}{more}"
+            f"cannot place {len(problems)} of {plural(len(listed), 'file')}, so nothing was uploaded: "
+            f"{shown}{more}"
         )
     if not planned:
         raise UsageError(f"no files to land under {source_dir}: every file is hidden")

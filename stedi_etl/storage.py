@@ -69,7 +69,8 @@ def normal_uri(uri: str) -> str:
     """``uri`` as one location is always written: an absolute local path, or scheme://bucket/key."""
     if protocol_of(uri) == "file":
         local = uri[len("file://") :] if uri.startswith("file://") else uri
-        return str(Path(local).expanduser().resolve())
+        # Absolute and normalised, but symlinks kept: the path as the user knows it, not where it points.
+        return os.path.normpath(Path(local).expanduser().absolute())
     return uri.rstrip("/")
 
 
