@@ -31,10 +31,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from stedi_etl import pipeline
 from stedi_etl.contracts import load_contract
-from stedi_etl.landing import read_landing, read_tolerant
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.landing.read import read_landing, read_tolerant
+from stedi_etl.run import runner as pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 DUCK_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE"}
@@ -198,7 +198,7 @@ def trailing_comma_copy(source: Path, target: Path) -> None:
 
 def scaled_throughput(scale: float, repeat: int) -> list[tuple[str, float, float]]:
     """(label, MB/s by wall time, MB/s by CPU time) of read_landing on generated data, both layouts."""
-    from stedi_etl.generate_scale import generate_scaled
+    from stedi_etl.synth.scale import generate_scaled
 
     rows = []
     with tempfile.TemporaryDirectory() as work:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 DUCK_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "number": "DOUBLE"}
-# The five tables of stedi_etl.pipeline.STEPS, named here rather than imported: importing the pipeline
+# The five tables of stedi_etl.run.runner.STEPS, named here rather than imported: importing the pipeline
 # loads Polars, which would be timed as part of DuckDB's process.
 TABLES = (
     "customer_trusted",

@@ -9,7 +9,7 @@ S3 alternating, each into a fresh lake:
 
 - cli: ``stedi-etl run-all`` as a user runs it, one process per run (start-up, imports, S3 client
   included); landing and lake on disk, or both on S3;
-- pipeline: ``stedi_etl.pipeline.run()`` in this process after one untimed run of each (imports and the S3
+- pipeline: ``stedi_etl.run.runner.run()`` in this process after one untimed run of each (imports and the S3
   client are warm), so only the pipeline's own work and its I/O are timed.
 
 Prints every time, the medians and fastest runs, and the ratios S3 / local; exits 1 when a ratio of
@@ -115,8 +115,8 @@ def main() -> int:
 def bench(args: argparse.Namespace, endpoint: str, work: Path) -> int:
     import boto3
 
-    from stedi_etl.land import land_files
-    from stedi_etl.pipeline import run
+    from stedi_etl.commands.land import land_files
+    from stedi_etl.run.runner import run
 
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
     started = time.perf_counter()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import polars as pl
 
-from stedi_etl.pipeline import STEPS
+from stedi_etl.run.runner import STEPS
 
 HERE = Path(__file__).resolve().parent
 TABLES = tuple(step.table for step in STEPS)  # the five tables, in DAG order
@@ -63,7 +63,7 @@ def checksum(frame: pl.DataFrame) -> tuple[int, int, int]:
 
 
 def compare(lake: Path, duck: Path) -> dict[str, bool]:
-    from stedi_etl.lake import read_table
+    from stedi_etl.lake.tables import read_table
 
     same = {}
     for table in TABLES:

@@ -37,7 +37,7 @@ def _reports_errors(command: F) -> F:
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from stedi_etl.errors import StediError
-        from stedi_etl.storage import redact
+        from stedi_etl.lake.storage import redact
 
         try:
             return command(*args, **kwargs)
@@ -173,7 +173,7 @@ class _RunCommand(click.Command):
     """`run`, whose help ends with the tables it can build, read from the DAG only when help is asked for."""
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from stedi_etl.pipeline import STEPS
+        from stedi_etl.run.runner import STEPS
 
         with formatter.section("Tables (each built from the ones after it)"):
             formatter.write_dl([(step.table, ", ".join(step.inputs)) for step in STEPS])
@@ -227,8 +227,8 @@ def _run(
     *,
     report_path: str | None = None,
 ) -> None:
-    from stedi_etl.pipeline import RunOptions, run
-    from stedi_etl.progress import NO_METER, Meter, TerminalMeter
+    from stedi_etl.render.progress import NO_METER, Meter, TerminalMeter
+    from stedi_etl.run.runner import RunOptions, run
 
     started = time.perf_counter()
     wanted = flags.show_progress
@@ -261,7 +261,7 @@ def _run(
     for failed in result.failed:
         click.echo(f"error: {failed.table} {failed.status}: {failed.reason}", err=True)
     if report_path:
-        from stedi_etl.report import write_report
+        from stedi_etl.render.report import write_report
 
         written = write_report(lake, report_path, landing=result.landing, endpoint_url=s3_endpoint_url)
         if not quiet:
@@ -337,7 +337,7 @@ def validate(
     as_json: bool,
 ) -> None:
     """Check data against its contracts: landing data, a whole lake, or files against one contract."""
-    from stedi_etl import validation as checks
+    from stedi_etl.commands import validate as checks
 
     chosen = [bool(landing), bool(lake), bool(contract_name)]
     if sum(chosen) != 1:
@@ -437,13 +437,13 @@ def generate(
     if clean and scale is None:
         raise UsageError("--clean needs --scale (the sample generator always plants its defects)")
     if scale is not None:
-        from stedi_etl.generate_scale import generate_scaled
+        from stedi_etl.synth.scale import generate_scaled
 
         result: Any = generate_scaled(
             out, scale=scale, seed=seed, clean=clean, endpoint_url=s3_endpoint_url, force=force
         )
     else:
-        from stedi_etl.generate import generate as write_sample
+        from stedi_etl.synth.sample import generate as write_sample
 
         result = write_sample(
             out,
@@ -469,7 +469,7 @@ def generate(
 @_reports_errors
 def land(source_dir: str, landing: str, s3_endpoint_url: str | None, quiet: bool, as_json: bool) -> None:
     """Upload raw JSON files into the landing layout (<dataset>/landing/), skipping ones already there."""
-    from stedi_etl.land import land_files
+    from stedi_etl.commands.land import land_files
 
     result = land_files(source_dir, landing, endpoint_url=s3_endpoint_url)
     if as_json:
@@ -488,7 +488,7 @@ def land(source_dir: str, landing: str, s3_endpoint_url: str | None, quiet: bool
 @_reports_errors
 def runs(lake: str, last: int | None, s3_endpoint_url: str | None, as_json: bool) -> None:
     """List the runs recorded in the lake: when, with which options, and what each did."""
-    from stedi_etl.runs import list_runs
+    from stedi_etl.commands.runs import list_runs
 
     result = list_runs(lake, endpoint_url=s3_endpoint_url, last=last)
     if as_json:
@@ -569,8 +569,8 @@ def query(
     sql: str, lake: str, landing: str | None, fmt: str, output: str | None, s3_endpoint_url: str | None
 ) -> None:
     """Run one read-only SQL statement over the eight tables (landing and lake), case-blind as Athena."""
+    from stedi_etl.commands.query import render, run_query, write_output
     from stedi_etl.errors import UsageError
-    from stedi_etl.query import render, run_query, write_output
 
     if fmt == "parquet" and not output:
         raise UsageError("--format parquet writes a file: add --output PATH")
@@ -592,7 +592,7 @@ def query(
 @_reports_errors
 def catalog(lake: str, as_json: bool, s3_endpoint_url: str | None) -> None:
     """Every table of the lake: zone, current version's location, columns, rows, when built, contract."""
-    from stedi_etl.catalog import build_catalog
+    from stedi_etl.commands.catalog import build_catalog
 
     result = build_catalog(lake, endpoint_url=s3_endpoint_url)
     if as_json:
@@ -634,7 +634,7 @@ def ddl(
     s3_endpoint_url: str | None,
 ) -> None:
     """Athena/Glue CREATE EXTERNAL TABLE statements for TABLES (default: all eight), from the contracts."""
-    from stedi_etl.ddl import generate_ddl
+    from stedi_etl.commands.ddl import generate_ddl
 
     result = generate_ddl(
         tables, lake=lake, landing=landing, location=location, database=database, endpoint_url=s3_endpoint_url
@@ -672,7 +672,7 @@ def profile(
     s3_endpoint_url: str | None,
 ) -> None:
     """Data-quality profile of the landing data: duplicates by key, shared serial numbers, consent, nulls."""
-    from stedi_etl.profile import profile_landing
+    from stedi_etl.commands.profile import profile_landing
 
     result = profile_landing(
         landing, lake=lake, top=top, show_personal=show_personal, endpoint_url=s3_endpoint_url
@@ -715,7 +715,7 @@ def report(
     s3_endpoint_url: str | None,
 ) -> None:
     """Write the lake at a glance as one self-contained HTML file: funnel, lineage, contracts, samples."""
-    from stedi_etl.report import write_report
+    from stedi_etl.render.report import write_report
 
     result = write_report(
         lake, output, landing=landing, show_personal=show_personal, endpoint_url=s3_endpoint_url

@@ -77,6 +77,7 @@ class Contract:
     sha256: str
     # Why the table can legally be empty, in words (customProperty whenEmpty); a run warns with it.
     when_empty: str = ""
+    position: int = 0  # the table's place in the flow (customProperty position): every list follows it
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -230,6 +231,58 @@ def load_contracts(directory: Path | None = None) -> dict[str, Contract]:
     return {name: load_contract(name, directory) for name in contract_names(directory)}
 
 
+# --- the registry: which datasets and tables exist, from the contract files alone --------------------------
+#
+# Every other module asks here; none restates the list. Landing contracts (zone landing) name the datasets;
+# the quarantine contract is one table per dataset; every other contract is a table the lake builds.
+
+LANDING_ZONE = "landing"
+QUARANTINE = "quarantine"
+QUARANTINE_SUFFIX = "_quarantine"
+
+
+@cache
+def _in_flow_order() -> tuple[Contract, ...]:
+    return tuple(sorted(load_contracts().values(), key=lambda c: (c.position, c.name)))
+
+
+def datasets() -> tuple[str, ...]:
+    """The landing datasets, in the order data flows through the lake."""
+    return tuple(c.dataset for c in _in_flow_order() if c.zone == LANDING_ZONE)
+
+
+def landing_tables() -> dict[str, str]:
+    """Each landing table's name -> its dataset, in flow order."""
+    return {c.name: c.dataset for c in _in_flow_order() if c.zone == LANDING_ZONE}
+
+
+def landing_table(dataset: str) -> str:
+    """The landing table of ``dataset``."""
+    for table, owner in landing_tables().items():
+        if owner == dataset:
+            return table
+    raise UsageError(f"unknown dataset {dataset!r}; datasets: {', '.join(datasets())}")
+
+
+def lake_tables() -> tuple[str, ...]:
+    """The tables the lake builds (trusted and curated), in flow order."""
+    return tuple(c.name for c in _in_flow_order() if c.zone not in (LANDING_ZONE, QUARANTINE))
+
+
+def quarantine_table(dataset: str) -> str:
+    """The lake table of a dataset's quarantine, e.g. customer_quarantine."""
+    return f"{dataset}{QUARANTINE_SUFFIX}"
+
+
+def quarantine_tables() -> tuple[str, ...]:
+    return tuple(quarantine_table(d) for d in datasets())
+
+
+def table_contract(table: str) -> Contract:
+    """The contract of any table, a quarantine's included (they share the quarantine contract)."""
+    return load_contract(QUARANTINE if table.endswith(QUARANTINE_SUFFIX) else table)
+
+
 def parse_contract(text: bytes, path: str) -> Contract:
     import yaml
 
@@ -294,6 +347,7 @@ def _build(doc: Any, path: str, sha256: str) -> Contract:
         dataset=str(custom["dataset"]),
         zone=str(custom["zone"]),
         when_empty=str(custom.get("whenEmpty") or ""),
+        position=int(custom.get("position") or 0),
         grain=" ".join(grain.split()),
         purpose=" ".join(str(description.get("purpose", "")).split()),
         columns=tuple(columns),

@@ -76,7 +76,7 @@ schema:
 @pytest.fixture(scope="session")
 def starter_lake(starter: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A lake built once per session from stedi-starter; tests that change a lake copy it first."""
-    from stedi_etl.pipeline import run
+    from stedi_etl.run.runner import run
 
     lake = tmp_path_factory.mktemp("starter-lake")
     result = run(str(starter), str(lake))
@@ -90,7 +90,8 @@ def break_step_trainer_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
 
     import polars as pl
 
-    from stedi_etl import pipeline, transforms
+    from stedi_etl.model import transforms
+    from stedi_etl.run import runner as pipeline
 
     def duplicating(step_readings: pl.LazyFrame, customers: pl.LazyFrame) -> pl.LazyFrame:
         built = transforms.step_trainer_trusted(step_readings, customers)

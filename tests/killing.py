@@ -14,8 +14,8 @@ from tests.conftest import REPO
 DRIVER = textwrap.dedent(
     """
     import os, signal, sys, threading
-    from stedi_etl import pipeline
-    from stedi_etl.storage import Store
+    from stedi_etl.run import runner as pipeline
+    from stedi_etl.lake.storage import Store
 
     landing, lake, kill_at, half_written = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "half"
     full_refresh = sys.argv[5] == "full"
@@ -74,7 +74,10 @@ EVENT_DRIVER = textwrap.dedent(
     """
     import json, os, signal, sys, threading
     from dataclasses import replace
-    from stedi_etl import lake, landing, pipeline, storage
+    from stedi_etl.lake import tables as lake
+    from stedi_etl.landing import read as landing
+    from stedi_etl.run import runner as pipeline
+    from stedi_etl.lake import storage
 
     landing_uri, lake_uri, kill_at, log_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     guard = threading.Lock()

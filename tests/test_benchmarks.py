@@ -13,9 +13,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from stedi_etl import transforms
-from stedi_etl.landing import read_landing
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.landing.read import read_landing
+from stedi_etl.model import transforms
 from tests.conftest import STARTER_COUNTS, STARTER_LANDING
 
 # Published sizes of the starter set and of the tables built from it.
@@ -97,7 +97,7 @@ def test_the_duckdb_job_names_the_pipelines_tables() -> None:
     as DuckDB's); it must list the same ones."""
     import importlib.util
 
-    from stedi_etl.pipeline import STEPS
+    from stedi_etl.run.runner import STEPS
     from tests.conftest import REPO
 
     spec = importlib.util.spec_from_file_location("duckdb_job", REPO / "benchmarks" / "duckdb_job.py")

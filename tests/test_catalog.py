@@ -11,11 +11,11 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from stedi_etl.catalog import build_catalog
 from stedi_etl.cli import main
+from stedi_etl.commands.catalog import build_catalog
 from stedi_etl.errors import UsageError
-from stedi_etl.lake import POINTER, Lake
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.lake.tables import POINTER, Lake
 from tests.conftest import REPO, STARTER_COUNTS
 
 # The rubric's row counts for a lake built from stedi-starter, and its empty quarantines.
@@ -132,7 +132,7 @@ def test_a_version_checked_against_an_older_contract_is_flagged(starter_lake: Pa
 
 
 def test_a_table_never_published_is_listed_without_a_version(tmp_path: Path) -> None:
-    from stedi_etl.pipeline import run
+    from stedi_etl.run.runner import run
 
     run(str(REPO / "fixtures" / "sample"), str(tmp_path), tables=["customer_trusted"])
     entries = {t.table: t for t in build_catalog(str(tmp_path)).tables}

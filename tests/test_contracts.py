@@ -15,7 +15,7 @@ import yaml
 
 from stedi_etl.contracts import contract_names, load_contract, parse_contract
 from stedi_etl.errors import ContractError
-from stedi_etl.pipeline import STEPS
+from stedi_etl.run.runner import STEPS
 from tests.conftest import MINIMAL_CONTRACT, REPO
 
 TABLES = {
@@ -182,7 +182,7 @@ def test_the_built_wheel_carries_the_contracts_and_sample_data(tmp_path: Path) -
 def test_the_quarantine_contract_knows_every_reason_the_reader_gives() -> None:
     from typing import get_args
 
-    from stedi_etl.landing import Reason
+    from stedi_etl.landing.read import Reason
 
     (rule,) = [r for r in load_contract("quarantine").rules if r.column == "reason"]
     assert set(rule.valid_values) == set(get_args(Reason))

@@ -13,10 +13,10 @@ from click.testing import CliRunner, Result
 from sqlglot import exp
 
 from stedi_etl.cli import main
-from stedi_etl.ddl import generate_ddl
+from stedi_etl.commands.ddl import generate_ddl
 from stedi_etl.errors import UsageError
-from stedi_etl.lake import Lake
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.lake.tables import Lake
 from tests.conftest import REPO
 
 # What each contract logical type must become in Hive DDL (sqlglot prints Hive's string as STRING).
@@ -159,7 +159,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], messa
 
 
 def test_a_table_without_a_published_version_is_named(tmp_path: Path) -> None:
-    from stedi_etl.pipeline import run
+    from stedi_etl.run.runner import run
 
     run(str(REPO / "fixtures" / "sample"), str(tmp_path), tables=["customer_trusted"])
     published = generate_ddl(("customer_trusted",), lake=str(tmp_path), location="s3://b")

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from stedi_etl.cli import main
 from stedi_etl.errors import UsageError
-from stedi_etl.generate import GenerateResult, generate
-from stedi_etl.landing import read_landing
-from stedi_etl.pipeline import RunOptions, run
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.landing.read import read_landing
+from stedi_etl.run.runner import RunOptions, run
+from stedi_etl.synth.sample import GenerateResult, generate
 
 from .conftest import REPO, write_landing
 

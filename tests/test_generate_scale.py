@@ -16,10 +16,10 @@ from click.testing import CliRunner
 
 from stedi_etl.cli import main
 from stedi_etl.errors import UsageError
-from stedi_etl.generate_scale import generate_scaled
-from stedi_etl.landing import read_landing
-from stedi_etl.pipeline import run
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.landing.read import read_landing
+from stedi_etl.run.runner import run
+from stedi_etl.synth.scale import generate_scaled
 
 from .conftest import write_landing
 
@@ -127,7 +127,7 @@ def test_run_all_on_clean_data_gives_the_expected_tables_with_only_consenting_cu
     assert result.expected_tables["machine_learning_curated"] > 0
     import polars as pl
 
-    from stedi_etl.lake import read_table
+    from stedi_etl.lake.tables import read_table
 
     lake = str(tmp_path / "lake")
     consenting = {

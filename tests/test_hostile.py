@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from stedi_etl import pipeline
 from stedi_etl.cli import main
 from stedi_etl.contracts import load_contract
-from stedi_etl.landing import parse_file, read_landing
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.landing.read import parse_file, read_landing
+from stedi_etl.run import runner as pipeline
 from tests.conftest import REPO
 
 SAMPLE = REPO / "fixtures" / "sample"

@@ -13,11 +13,12 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stedi_etl import __version__, pipeline
+from stedi_etl import __version__
 from stedi_etl.cli import main
-from stedi_etl.lake import Lake
-from stedi_etl.pipeline import RunOptions
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.lake.tables import Lake
+from stedi_etl.run import runner as pipeline
+from stedi_etl.run.runner import RunOptions
 from tests.conftest import REPO, write_landing
 
 SAMPLE = REPO / "fixtures" / "sample"

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from stedi_etl.contracts import load_contract
 from stedi_etl.errors import LandingError, UsageError
-from stedi_etl.landing import parse_file, read_landing, read_native, read_tolerant, require_landing
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.landing.read import parse_file, read_landing, read_native, read_tolerant, require_landing
 from tests.conftest import write_landing
 
 ACCEL = load_contract("accelerometer_landing")
@@ -450,7 +450,7 @@ def test_reading_in_small_batches_gives_the_same_dataset(monkeypatch: pytest.Mon
     """Files are read a batch at a time to bound memory; batching must not change a row or a reject."""
     sample = Store(str(Path(__file__).resolve().parents[1] / "fixtures" / "sample"))
     whole = read_landing(sample, "accelerometer")
-    monkeypatch.setattr("stedi_etl.landing.BATCH_BYTES", 1)  # one file a batch
+    monkeypatch.setattr("stedi_etl.landing.read.BATCH_BYTES", 1)  # one file a batch
     batched = read_landing(sample, "accelerometer")
     assert batched.frame.equals(whole.frame)
     assert batched.quarantine.equals(whole.quarantine)

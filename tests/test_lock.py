@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 import pytest
 from click.testing import CliRunner
 
-from stedi_etl import lock as lake_lock
-from stedi_etl import pipeline
 from stedi_etl.cli import main
 from stedi_etl.errors import LockError
-from stedi_etl.lake import Lake
-from stedi_etl.storage import Store
+from stedi_etl.lake import lock as lake_lock
+from stedi_etl.lake.storage import Store
+from stedi_etl.lake.tables import Lake
+from stedi_etl.run import runner as pipeline
 from tests.conftest import REPO
 from tests.conftest import STEDI_2022_COUNTS as STEDI_2022
 
@@ -83,9 +83,9 @@ def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path: Path) -> None:
     # A run that took the lock and was killed before it finished: its lock file still names it.
     takes_the_lock_and_dies = (
         "import os, signal, sys\n"
-        "from stedi_etl import lock\n"
-        "from stedi_etl.lake import Lake\n"
-        "from stedi_etl.storage import Store\n"
+        "from stedi_etl.lake import lock\n"
+        "from stedi_etl.lake.tables import Lake\n"
+        "from stedi_etl.lake.storage import Store\n"
         "lake = Lake(Store(sys.argv[1]))\n"
         "lock.acquire(lake.store, lake.meta_path('lock'), '20260101T000000000Z-killed')\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"

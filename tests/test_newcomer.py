@@ -14,9 +14,9 @@ from click.testing import CliRunner, Result
 from stedi_etl import sample_landing
 from stedi_etl.cli import main
 from stedi_etl.errors import UsageError
-from stedi_etl.lake import Lake, choose_landing
-from stedi_etl.pipeline import STEPS, run
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.lake.tables import Lake, choose_landing
+from stedi_etl.run.runner import STEPS, run
 from tests.conftest import STARTER_COUNTS, STARTER_LANDING
 
 
@@ -135,7 +135,7 @@ def test_contracts_show_where_each_table_lives() -> None:
 
 
 def test_one_table_is_counted_in_the_singular(tmp_path: Path) -> None:
-    from stedi_etl.pipeline import run as build
+    from stedi_etl.run.runner import run as build
 
     build(None, str(tmp_path / "lake"), tables=["customer_trusted"])
     parquet = next((tmp_path / "lake" / "customer" / "trusted").rglob("*.parquet"))

@@ -13,14 +13,15 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stedi_etl import pipeline, transforms
+from stedi_etl.checks.rules import ValidationReport
 from stedi_etl.cli import main
 from stedi_etl.contracts import Contract, load_contract
 from stedi_etl.errors import UsageError
-from stedi_etl.lake import POINTER, Lake, read_table
-from stedi_etl.landing import read_landing
-from stedi_etl.storage import Store
-from stedi_etl.validation import ValidationReport
+from stedi_etl.lake.storage import Store
+from stedi_etl.lake.tables import POINTER, Lake, read_table
+from stedi_etl.landing.read import read_landing
+from stedi_etl.model import transforms
+from stedi_etl.run import runner as pipeline
 from tests.conftest import STARTER_COUNTS, break_step_trainer_trusted, write_landing
 
 

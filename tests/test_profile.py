@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from stedi_etl.cli import main
+from stedi_etl.commands.profile import Profile, profile_landing
 from stedi_etl.errors import UsageError
-from stedi_etl.profile import Profile, profile_landing
 from tests.conftest import write_landing
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from stedi_etl import pipeline
-from stedi_etl.lake import POINTER, Lake, new_run_id
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.lake.tables import POINTER, Lake, new_run_id
+from stedi_etl.run import runner as pipeline
 from tests.conftest import REPO
 from tests.conftest import STARTER_COUNTS as STARTER
 from tests.conftest import STEDI_2022_COUNTS as STEDI_2022

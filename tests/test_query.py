@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from stedi_etl.cli import main
+from stedi_etl.commands.query import check_read_only, referenced_tables, run_query
 from stedi_etl.errors import UsageError
-from stedi_etl.query import check_read_only, referenced_tables, run_query
 
 # The seed project's queries, verbatim.
 CONSENTING_WITH_READINGS = (

@@ -17,11 +17,11 @@ import pytest
 from click.testing import CliRunner
 
 from stedi_etl.cli import main
+from stedi_etl.commands.funnel import chains
+from stedi_etl.commands.query import run_query
 from stedi_etl.contracts import MASK
-from stedi_etl.funnel import chains
-from stedi_etl.pipeline import STEPS, run
-from stedi_etl.query import run_query
-from stedi_etl.report import build_report, mask_raw, write_report
+from stedi_etl.render.report import build_report, mask_raw, write_report
+from stedi_etl.run.runner import STEPS, run
 from tests.conftest import (
     REPO,
     STARTER_COUNTS,

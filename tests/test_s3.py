@@ -18,11 +18,11 @@ import pytest
 from click.testing import CliRunner
 
 from stedi_etl.cli import main
+from stedi_etl.commands.land import land_files, place
 from stedi_etl.errors import StorageError, UsageError
-from stedi_etl.lake import Lake
-from stedi_etl.land import land_files, place
-from stedi_etl.pipeline import run
-from stedi_etl.storage import Store, redact
+from stedi_etl.lake.storage import Store, redact
+from stedi_etl.lake.tables import Lake
+from stedi_etl.run.runner import run
 from tests.conftest import REPO
 from tests.killing import killed_run
 

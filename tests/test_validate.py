@@ -11,19 +11,14 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stedi_etl import pipeline
+from stedi_etl.checks.rules import failure_cases, suspect_rows
 from stedi_etl.cli import main
+from stedi_etl.commands.validate import validate_lake, validate_landing, validate_paths
 from stedi_etl.contracts import load_contract
 from stedi_etl.errors import UsageError
-from stedi_etl.lake import Lake
-from stedi_etl.storage import Store
-from stedi_etl.validation import (
-    failure_cases,
-    suspect_rows,
-    validate_lake,
-    validate_landing,
-    validate_paths,
-)
+from stedi_etl.lake.storage import Store
+from stedi_etl.lake.tables import Lake
+from stedi_etl.run import runner as pipeline
 from tests.conftest import MINIMAL_CONTRACT, write_landing
 
 T0 = 1655564444103
@@ -211,8 +206,8 @@ def test_the_library_raises_usage_errors_the_cli_turns_into_exit_2() -> None:
 
 def test_a_sql_rule_that_cannot_run_fails_rather_than_passes() -> None:
     """A consent rule must never pass by not running; one needing a table checked alone is only skipped."""
+    from stedi_etl.checks.rules import check_frame
     from stedi_etl.contracts import parse_contract
-    from stedi_etl.validation import check_frame
 
     quality = """    quality:
       - {name: broken, type: sql, query: "SELECT COUNT(*) FROM t WHERE no_such_column = 1", mustBe: 0}
@@ -322,7 +317,7 @@ def test_repeats_explained_without_pandera_match_pandera_on_real_data(stedi_2022
     pandera are pandera's own, row for row."""
     import pandera.errors
 
-    from stedi_etl.landing import read_landing
+    from stedi_etl.landing.read import read_landing
 
     contract = load_contract(f"{dataset}_landing")
     frame = read_landing(Store(str(stedi_2022)), dataset).frame

@@ -23,7 +23,7 @@ from stedi_etl.contracts import MASK, Contract
 if TYPE_CHECKING:
     import polars as pl
 
-    from stedi_etl.landing import LandingRead
+    from stedi_etl.landing.read import LandingRead
 
 DEFAULT_TOP = 5
 CONSENT_COLUMN = re.compile(r"^shareWith\w+AsOfDate$")  # the customer's consent dates, by their naming
@@ -145,14 +145,15 @@ def profile_landing(
 ) -> Profile:
     """Read the three landing datasets under ``landing`` as a run would and profile them; without
     ``landing``, the landing ``lake`` was built from (the bundled sample where it has none)."""
-    from stedi_etl.lake import Lake, choose_landing
-    from stedi_etl.landing import DATASETS, read_landing, require_landing
-    from stedi_etl.storage import Store
+    from stedi_etl.contracts import datasets as dataset_names
+    from stedi_etl.lake.storage import Store
+    from stedi_etl.lake.tables import Lake, choose_landing
+    from stedi_etl.landing.read import read_landing, require_landing
 
     the_lake = Lake(Store(lake, endpoint_url=endpoint_url)) if lake and not landing else None
     store = Store(choose_landing(the_lake, landing).uri, endpoint_url=endpoint_url)
-    listings = require_landing(store, DATASETS)
-    reads = {d: read_landing(store, d, listings[d]) for d in DATASETS}
+    listings = require_landing(store, dataset_names())
+    reads = {d: read_landing(store, d, listings[d]) for d in dataset_names()}
     return profile_reads(store.url(store.path()), reads, top=top, show_personal=show_personal)
 
 
@@ -160,9 +161,10 @@ def profile_reads(
     landing: str, reads: Mapping[str, LandingRead], *, top: int = DEFAULT_TOP, show_personal: bool = False
 ) -> Profile:
     """The profile of landing data already read (one ``read_landing`` per dataset, by dataset name)."""
-    from stedi_etl.landing import DATASETS, landing_contract
+    from stedi_etl.contracts import datasets as dataset_names
+    from stedi_etl.landing.read import landing_contract
 
-    contracts = {d: landing_contract(d) for d in DATASETS}
+    contracts = {d: landing_contract(d) for d in dataset_names()}
     datasets = tuple(
         DatasetProfile(
             d,
@@ -171,10 +173,10 @@ def profile_reads(
             duplicates=duplicates(reads[d].frame, contracts[d], top, show_personal),
             nulls=null_rates(reads[d].frame),
         )
-        for d in DATASETS
+        for d in dataset_names()
     )
-    customers, accelerometer, step_trainer = (reads[d].frame for d in DATASETS)
-    customer, reading, step = (contracts[d] for d in DATASETS)
+    customers, accelerometer, step_trainer = (reads[d].frame for d in dataset_names())
+    customer, reading, step = (contracts[d] for d in dataset_names())
     email, user = customer.key_columns[0], reading.key_columns[0]
     serial = shared_column(customer, step)
     return Profile(

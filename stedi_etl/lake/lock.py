@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from stedi_etl.errors import LockError, StorageError, UsageError
-from stedi_etl.storage import S3_PROTOCOLS, Store
+from stedi_etl.lake.storage import S3_PROTOCOLS, Store
 
 LEASE_SECONDS = 120.0
 POLL_SECONDS = 0.25

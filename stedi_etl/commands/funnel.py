@@ -119,11 +119,11 @@ class Funnel:
 
 def chains() -> dict[str, tuple[str, ...]]:
     """Each dataset's tables in the order they refine one another, read off ``pipeline.STEPS``."""
-    from stedi_etl.landing import DATASETS
-    from stedi_etl.pipeline import STEPS
+    from stedi_etl.contracts import datasets as dataset_names
+    from stedi_etl.run.runner import STEPS
 
     found = {}
-    for dataset in DATASETS:
+    for dataset in dataset_names():
         tables = [f"{dataset}_landing"]
         while True:
             following = [s.table for s in STEPS if s.inputs[0] == tables[-1]]
@@ -151,7 +151,7 @@ def build_funnel(
     ``options[table]`` are the run options the table's current version was built with.
     """
     from stedi_etl.contracts import load_contract
-    from stedi_etl.pipeline import STEPS
+    from stedi_etl.run.runner import STEPS
 
     inputs_of = {step.table: step.inputs for step in STEPS}
     frames: dict[str, pl.DataFrame] = {f"{d}_landing": frame for d, frame in landing.items()}

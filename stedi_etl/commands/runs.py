@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from stedi_etl.errors import UsageError
-from stedi_etl.lake import Lake
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.lake.tables import Lake
 from stedi_etl.wording import table_counts
 
 

@@ -28,13 +28,13 @@ READ_ONLY = ("SELECT", "EXPLAIN")  # DuckDB's statement types of SELECT, WITH, V
 
 def landing_tables() -> dict[str, str]:
     """Landing table name -> its dataset, e.g. customer_landing -> customer."""
-    from stedi_etl.landing import DATASETS
+    from stedi_etl.contracts import datasets as dataset_names
 
-    return {f"{dataset}_landing": dataset for dataset in DATASETS}
+    return {f"{dataset}_landing": dataset for dataset in dataset_names()}
 
 
 def lake_tables() -> tuple[str, ...]:
-    from stedi_etl.pipeline import STEPS
+    from stedi_etl.run.runner import STEPS
 
     return tuple(step.table for step in STEPS)
 
@@ -150,9 +150,9 @@ class _ArrowStream:
 def _read_tables(
     names: tuple[str, ...], lake_uri: str, landing_uri: str | None, endpoint_url: str | None
 ) -> dict[str, pl.DataFrame]:
-    from stedi_etl.lake import Lake, choose_landing
-    from stedi_etl.landing import read_landing, require_landing
-    from stedi_etl.storage import Store
+    from stedi_etl.lake.storage import Store
+    from stedi_etl.lake.tables import Lake, choose_landing
+    from stedi_etl.landing.read import read_landing, require_landing
 
     frames = {}
     datasets = landing_tables()

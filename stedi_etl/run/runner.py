@@ -8,93 +8,33 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from stedi_etl import __version__, transforms
-from stedi_etl.contracts import load_contract
+from stedi_etl import __version__
+from stedi_etl.checks.rules import CheckFailure, check_frame, check_relations, check_rows, failure_cases
+from stedi_etl.contracts import landing_tables, load_contract, quarantine_table
 from stedi_etl.errors import StediError, UsageError
-from stedi_etl.lake import (
-    Lake,
-    LandingChoice,
-    Pointer,
-    Staged,
-    choose_landing,
-    elapsed,
-    landing_dir,
-    new_run_id,
-    quarantine_table,
-)
-from stedi_etl.landing import DATASETS, LandingRead, is_hidden, read_landing, require_landing
-from stedi_etl.lock import LakeLock, acquire
-from stedi_etl.progress import NO_METER, Meter
-from stedi_etl.storage import FileInfo, Store
-from stedi_etl.transforms import MlJoin
-from stedi_etl.validation import CheckFailure, check_frame, check_relations, check_rows, failure_cases
+from stedi_etl.lake.lock import LakeLock, acquire
+from stedi_etl.lake.storage import FileInfo, Store
+from stedi_etl.lake.tables import Lake, LandingChoice, Pointer, Staged, choose_landing, elapsed, new_run_id
+from stedi_etl.landing.read import LandingRead, is_hidden, landing_dir, read_landing, require_landing
+from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
+from stedi_etl.render.progress import NO_METER, Meter
+from stedi_etl.run.parts import PART_ROWS, build_in_parts
 from stedi_etl.wording import plural
+
+__all__ = ["ML_JOINS", "PART_ROWS", "STEPS", "RunOptions", "Step", "build_in_parts", "plan", "run"]
 
 if TYPE_CHECKING:
     import polars as pl
 
 
-@dataclass(frozen=True)
-class Step:
-    """Build ``table`` by calling ``transform`` on ``inputs`` (plus the named run options as keywords)."""
-
-    table: str
-    inputs: tuple[str, ...]
-    transform: Callable[..., pl.LazyFrame]
-    options: tuple[str, ...] = ()
-    # Input -> the column its rows are split on when the table is built in key ranges (see build_in_parts).
-    split_by: Mapping[str, str] = field(default_factory=dict)
-
-
-# The whole DAG. Inputs named <dataset>_landing are read from the landing zone.
-STEPS: tuple[Step, ...] = (
-    Step("customer_trusted", ("customer_landing",), transforms.customer_trusted),
-    Step(
-        "accelerometer_trusted",
-        ("accelerometer_landing", "customer_trusted"),
-        transforms.accelerometer_trusted,
-        ("consent_cutoff",),
-        split_by={"accelerometer_landing": "user", "customer_trusted": "email"},
-    ),
-    Step("customer_curated", ("customer_trusted", "accelerometer_trusted"), transforms.customer_curated),
-    Step(
-        "step_trainer_trusted",
-        ("step_trainer_landing", "customer_curated"),
-        transforms.step_trainer_trusted,
-        split_by={"step_trainer_landing": "sensorReadingTime"},
-    ),
-    Step(
-        "machine_learning_curated",
-        ("step_trainer_trusted", "customer_curated", "accelerometer_trusted"),
-        transforms.machine_learning_curated,
-        ("ml_join",),
-        split_by={"step_trainer_trusted": "sensorReadingTime", "accelerometer_trusted": "timestamp"},
-    ),
-)
-
-LANDING_INPUTS = {f"{dataset}_landing": dataset for dataset in DATASETS}
+LANDING_INPUTS = landing_tables()  # an input named so is read from the landing zone
 BUILDING = "building tables"  # the progress task of a run's steps and quarantines
-ML_JOINS: tuple[MlJoin, ...] = ("same-customer", "timestamp")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    ml_join: MlJoin = "same-customer"
-    consent_cutoff: bool = False
-
-    def waived(self, table: str) -> frozenset[str]:
-        """Contract rules this run's options knowingly break; they are still checked, as warnings."""
-        if table == "machine_learning_curated" and self.ml_join == "timestamp":
-            # The rubric's join pairs readings of any customer and keeps every pair, so rows are not
-            # same-customer and repeat where two customers' readings look alike once emails are dropped.
-            return frozenset({"distinct_rows", "same_customer_pairs"})
-        return frozenset()
 
 
 def plan(tables: Iterable[str] | None = None) -> tuple[Step, ...]:
@@ -268,61 +208,6 @@ def run(
         lock.release()
 
 
-# A step is built in parts of about this many rows of its largest split input. Parts bound what a step's
-# sort and joins hold beyond its inputs, but the inputs are held whole anyway: at scale 100 (7.9M landing
-# readings), 400k-row parts raised the peak from 1.59 to 1.88 GiB at the same speed, so only steps past
-# that size are split.
-PART_ROWS = 10_000_000
-
-
-def build_in_parts(
-    step: Step, inputs: list[pl.DataFrame], keywords: dict[str, Any], part_rows: int = PART_ROWS
-) -> pl.DataFrame:
-    """``step``'s table, built from key ranges of its split inputs and concatenated in range order.
-
-    ``step.split_by`` names, for some inputs, the column their rows meet other rows on (join keys), the
-    first being the output's first column. Every transform returns distinct rows sorted by all columns, so
-    cutting each split input into the same ranges of its column, building each range from those slices
-    (and the other inputs whole) and concatenating the parts in order gives exactly the whole table: equal
-    rows and matching rows share a range. No sort, dedupe or join then holds more than a part, and no part
-    reads more than its slice of a large input.
-    """
-    import polars as pl
-
-    frames = dict(zip(step.inputs, inputs, strict=True))
-    whole = step.transform(*(frame.lazy() for frame in inputs), **keywords)
-    split = dict(step.split_by)
-    if not split:
-        return whole.collect(engine="in-memory")
-    (leader, key), *_ = split.items()
-    if key != whole.collect_schema().names()[0]:
-        raise ValueError(f"{step.table}: split_by must start with the output's first column, not {key!r}")
-    parts = -(-max(frames[name].height for name in split) // part_rows)
-    if parts <= 1:
-        return whole.collect(engine="in-memory")
-    values = frames[leader].get_column(key).drop_nulls().unique().sort()
-    bounds = values.gather([i * values.len() // parts for i in range(1, parts)]).unique().sort()
-    if bounds.is_empty():
-        return whole.collect(engine="in-memory")
-    # Each row's range, found once (nulls sort first, into range 0): a part is then an integer filter.
-    # Cutting the inputs up front with partition_by was faster but held a second copy of each.
-    ranged = {
-        name: frame.with_columns(
-            bounds.search_sorted(frame.get_column(split[name]), side="right").alias("_range")
-        ).lazy()
-        for name, frame in frames.items()
-        if name in split
-    }
-    built = []
-    for index in range(bounds.len() + 1):
-        sliced = [
-            ranged[name].filter(pl.col("_range") == index).drop("_range") if name in split else frame.lazy()
-            for name, frame in frames.items()
-        ]
-        built.append(step.transform(*sliced, **keywords).collect(engine="in-memory"))
-    return pl.concat(built, how="vertical", rechunk=False)  # one copy of the table, not two
-
-
 def landing_inputs(store: Store, dataset: str, listed: dict[str, FileInfo]) -> tuple[dict[str, Any], ...]:
     """The landing files a dataset is read from, as a run manifest records them (hidden files are skipped)."""
     directory = landing_dir(store, dataset)
@@ -333,15 +218,22 @@ def landing_inputs(store: Store, dataset: str, listed: dict[str, FileInfo]) -> t
     )
 
 
+# The modules whose code decides a table's content besides contracts and options: reading and meaning.
+CODE_MODULES = ("stedi_etl.landing.read", "stedi_etl.model.transforms")
+
+
 @functools.cache
 def code_fingerprint() -> str:
-    """What, besides contracts and options, decides a table's content: stedi-etl's reading and transform
-    code and the Polars release. A change to any of them rebuilds every table."""
+    """What, besides contracts and options, decides a table's content: the source of CODE_MODULES and
+    the Polars release. A change to any of them rebuilds every table."""
+    import importlib
+
     import polars as pl
 
     digest = hashlib.sha256(f"{__version__} polars {pl.__version__}".encode())
-    for module in ("landing.py", "transforms.py"):
-        digest.update(resources.files("stedi_etl").joinpath(module).read_bytes())
+    for name in CODE_MODULES:
+        module = importlib.import_module(name)
+        digest.update(Path(str(module.__file__)).read_bytes())
     return digest.hexdigest()
 
 

@@ -22,11 +22,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
+from stedi_etl.contracts import datasets as dataset_names
 from stedi_etl.contracts import load_contract
 from stedi_etl.errors import UsageError
-from stedi_etl.lake import landing_dir
-from stedi_etl.landing import DATASETS, Reason, is_hidden
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.landing.read import Reason, is_hidden, landing_dir
 from stedi_etl.wording import plural
 
 # 2022-06-18, when the STEDI releases were recorded; a constant so no output depends on the clock.
@@ -747,7 +747,7 @@ def generate(
         seed=seed,
         customers=customers,
         readings_per_customer=readings_per_customer,
-        files=tuple(uri for d in DATASETS for uri in written[d]),
+        files=tuple(uri for d in dataset_names() for uri in written[d]),
         datasets=counts,
         people=summary,
         expected_tables=expected_tables(good["customer"], good["accelerometer"], good["step_trainer"]),

@@ -34,9 +34,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from stedi_etl import sample_landing
-from stedi_etl.contracts import Contract, load_contract
+from stedi_etl.contracts import (
+    QUARANTINE_SUFFIX,
+    lake_tables,
+    load_contract,
+    quarantine_tables,
+    table_contract,
+)
 from stedi_etl.errors import LakeError, StorageError, UsageError
-from stedi_etl.storage import Store, normal_uri
+from stedi_etl.lake.storage import Store, normal_uri
 
 if TYPE_CHECKING:
     import polars as pl
@@ -46,7 +52,6 @@ LANDING_RECORD = "landing.json"
 LANDING_RECORD_FORMAT = "stedi-etl/landing/1"
 POINTER_FORMAT = "stedi-etl/table-pointer/1"
 VERSION_PREFIX = "v-"
-QUARANTINE_SUFFIX = "_quarantine"
 META = "_stedi"
 
 
@@ -54,19 +59,6 @@ def new_run_id() -> str:
     """Sortable by time, unique across machines: 20261128T105800123Z-1a2b3c."""
     now = datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
-
-
-def landing_dir(store: Store, dataset: str) -> str:
-    return store.path(dataset, "landing")
-
-
-def quarantine_table(dataset: str) -> str:
-    """The lake table name of a dataset's quarantine, e.g. customer_quarantine."""
-    return f"{dataset}{QUARANTINE_SUFFIX}"
-
-
-def table_contract(table: str) -> Contract:
-    return load_contract("quarantine" if table.endswith(QUARANTINE_SUFFIX) else table)
 
 
 @dataclass(frozen=True)
@@ -248,10 +240,7 @@ class Lake:
 
     def tables(self) -> dict[str, Pointer]:
         """Every table of the lake that has a published version."""
-        from stedi_etl.landing import DATASETS
-        from stedi_etl.pipeline import STEPS
-
-        names = [step.table for step in STEPS] + [quarantine_table(d) for d in DATASETS]
+        names = [*lake_tables(), *quarantine_tables()]
         return {name: pointer for name, pointer in self.pointers(names).items() if pointer is not None}
 
     def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:

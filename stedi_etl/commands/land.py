@@ -21,10 +21,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from stedi_etl.contracts import datasets as dataset_names
 from stedi_etl.errors import UsageError
-from stedi_etl.lake import landing_dir
-from stedi_etl.landing import DATASETS, is_hidden
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.landing.read import is_hidden, landing_dir
 from stedi_etl.wording import plural
 
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -76,7 +76,7 @@ class LandResult:
 
     def summary(self) -> str:
         lines = [f"land {self.source} -> {self.landing}"]
-        for dataset in DATASETS:
+        for dataset in dataset_names():
             mine = [f for f in self.files if f.dataset == dataset]
             if not mine:
                 continue
@@ -140,7 +140,7 @@ def place(relative: str) -> tuple[str, str]:
         return dataset, "/".join(below)
     if named:
         return named, name
-    raise ValueError(f"neither a folder nor the name says which dataset ({', '.join(DATASETS)}) it is")
+    raise ValueError(f"neither a folder nor the name says which dataset ({', '.join(dataset_names())}) it is")
 
 
 def land_files(source_dir: str, landing: str, *, endpoint_url: str | None = None) -> LandResult:

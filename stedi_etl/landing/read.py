@@ -34,24 +34,27 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from stedi_etl.contracts import INT64_MAX, INT64_MIN, MASK, Column, Contract, load_contract
+from stedi_etl.checks.rules import ValidationReport, check_frame, failure_cases, report_from
+from stedi_etl.contracts import INT64_MAX, INT64_MIN, MASK, Column, Contract, landing_table, load_contract
 from stedi_etl.errors import LandingError, UsageError
-from stedi_etl.lake import landing_dir
-from stedi_etl.storage import FileInfo, Store
-from stedi_etl.validation import ValidationReport, check_frame, failure_cases, report_from
+from stedi_etl.lake.storage import FileInfo, Store
 
 if TYPE_CHECKING:
     import polars as pl
 
-DATASETS = ("customer", "accelerometer", "step_trainer")
 BOM = b"\xef\xbb\xbf"
 
 Reason = Literal["invalid_json", "not_an_object", "missing_required", "bad_value", "check_failed"]
 ReadPath = Literal["native", "tolerant"]
 
 
+def landing_dir(store: Store, dataset: str) -> str:
+    """Where a dataset's landing files are: ``<landing root>/<dataset>/landing``."""
+    return store.path(dataset, "landing")
+
+
 def landing_contract(dataset: str) -> Contract:
-    return load_contract(f"{dataset}_landing")
+    return load_contract(landing_table(dataset))
 
 
 @dataclass(frozen=True)

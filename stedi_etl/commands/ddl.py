@@ -14,7 +14,7 @@ from stedi_etl.contracts import Contract
 from stedi_etl.errors import UsageError
 
 if TYPE_CHECKING:
-    from stedi_etl.lake import Pointer
+    from stedi_etl.lake.tables import Pointer
 
 # Contract logical type -> Hive/Athena column type; the one statement of that mapping.
 HIVE_TYPES = {"string": "string", "integer": "bigint", "number": "double", "boolean": "boolean"}
@@ -105,11 +105,12 @@ def generate_ddl(
     ``location`` is a usage error that says what to pass. A lake table's version is always read from
     ``lake``'s pointer.
     """
-    from stedi_etl.catalog import catalog_tables
-    from stedi_etl.lake import Lake, landing_dir, table_contract
-    from stedi_etl.landing import landing_contract
-    from stedi_etl.query import lake_tables, landing_tables
-    from stedi_etl.storage import S3_PROTOCOLS, Store
+    from stedi_etl.commands.catalog import catalog_tables
+    from stedi_etl.commands.query import lake_tables, landing_tables
+    from stedi_etl.contracts import table_contract
+    from stedi_etl.lake.storage import S3_PROTOCOLS, Store
+    from stedi_etl.lake.tables import Lake
+    from stedi_etl.landing.read import landing_contract, landing_dir
 
     if not database.replace("_", "").isalnum():
         raise UsageError(f"database name {database!r}: use letters, digits and underscores")

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from stedi_etl.contracts import QUARANTINE_SUFFIX, quarantine_table, table_contract
 from stedi_etl.errors import UsageError
-from stedi_etl.lake import QUARANTINE_SUFFIX, Lake, Pointer, quarantine_table, table_contract
-from stedi_etl.storage import Store
+from stedi_etl.lake.storage import Store
+from stedi_etl.lake.tables import Lake, Pointer
 from stedi_etl.wording import table_counts
 
 
@@ -95,10 +96,10 @@ class Catalog:
 
 def catalog_tables() -> tuple[str, ...]:
     """The lake's tables in build order, then the quarantines."""
-    from stedi_etl.landing import DATASETS
-    from stedi_etl.pipeline import STEPS
+    from stedi_etl.contracts import datasets as dataset_names
+    from stedi_etl.run.runner import STEPS
 
-    return tuple(step.table for step in STEPS) + tuple(quarantine_table(d) for d in DATASETS)
+    return tuple(step.table for step in STEPS) + tuple(quarantine_table(d) for d in dataset_names())
 
 
 def build_catalog(lake_uri: str, *, endpoint_url: str | None = None, require_tables: bool = True) -> Catalog:

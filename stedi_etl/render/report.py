@@ -30,11 +30,11 @@ from stedi_etl.errors import UsageError
 if TYPE_CHECKING:
     import polars as pl
 
-    from stedi_etl.catalog import Catalog
-    from stedi_etl.funnel import Funnel, Stage
-    from stedi_etl.landing import LandingRead
-    from stedi_etl.profile import Profile
-    from stedi_etl.runs import RunSummary
+    from stedi_etl.commands.catalog import Catalog
+    from stedi_etl.commands.funnel import Funnel, Stage
+    from stedi_etl.commands.profile import Profile
+    from stedi_etl.commands.runs import RunSummary
+    from stedi_etl.landing.read import LandingRead
 
 DEFAULT_OUTPUT = "report.html"
 SAMPLE_ROWS = 5
@@ -143,13 +143,14 @@ def build_report(
     endpoint_url: str | None = None,
 ) -> Report:
     """Gather the report of ``lake``; ``landing`` defaults to the landing the lake was built from."""
-    from stedi_etl.catalog import build_catalog
-    from stedi_etl.funnel import build_funnel
-    from stedi_etl.lake import Lake
-    from stedi_etl.landing import DATASETS, read_landing, require_landing
-    from stedi_etl.profile import profile_reads
-    from stedi_etl.runs import list_runs
-    from stedi_etl.storage import Store
+    from stedi_etl.commands.catalog import build_catalog
+    from stedi_etl.commands.funnel import build_funnel
+    from stedi_etl.commands.profile import profile_reads
+    from stedi_etl.commands.runs import list_runs
+    from stedi_etl.contracts import datasets as dataset_names
+    from stedi_etl.lake.storage import Store
+    from stedi_etl.lake.tables import Lake
+    from stedi_etl.landing.read import read_landing, require_landing
 
     catalog = build_catalog(lake, endpoint_url=endpoint_url, require_tables=False)
     the_lake = Lake(Store(lake, endpoint_url=endpoint_url))
@@ -160,8 +161,8 @@ def build_report(
         if not landing:
             raise UsageError(f"{lake} records no landing it was built from: pass --landing URI")
     store = Store(landing, endpoint_url=endpoint_url)
-    listings = require_landing(store, DATASETS)
-    reads = {d: read_landing(store, d, listings[d]) for d in DATASETS}
+    listings = require_landing(store, dataset_names())
+    reads = {d: read_landing(store, d, listings[d]) for d in dataset_names()}
     pointers = the_lake.tables()
     frames = {table: the_lake.read(table) for table in pointers}
     options = {table: dict(p.run.get("options") or {}) for table, p in pointers.items()}
@@ -182,7 +183,7 @@ def build_report(
         lineage=_lineage(funnel),
         edges=_edges(),
         tables=_table_views(catalog, frames, manifest, show_personal),
-        quarantines=tuple(_quarantine_view(d, reads[d], show_personal) for d in DATASETS),
+        quarantines=tuple(_quarantine_view(d, reads[d], show_personal) for d in dataset_names()),
         profile=profile_reads(landing_url, reads, top=TOP_SERIALS, show_personal=show_personal),
         runs=list_runs(lake, endpoint_url=endpoint_url, last=RUNS_SHOWN).runs,
         personal_shown=show_personal,
@@ -236,7 +237,7 @@ def _latest_run(manifest: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _edges() -> tuple[tuple[str, str], ...]:
-    from stedi_etl.pipeline import STEPS
+    from stedi_etl.run.runner import STEPS
 
     return tuple((source, step.table) for step in STEPS for source in step.inputs)
 
@@ -244,7 +245,7 @@ def _edges() -> tuple[tuple[str, str], ...]:
 def _lineage(funnel: Funnel) -> tuple[LineageNode, ...]:
     """The DAG's tables, each placed at its longest distance from a landing table."""
     from stedi_etl.contracts import load_contract
-    from stedi_etl.pipeline import STEPS
+    from stedi_etl.run.runner import STEPS
 
     depth: dict[str, int] = {}
     for step in STEPS:  # STEPS is in DAG order: every input is placed before the step that reads it
@@ -259,7 +260,7 @@ def _lineage(funnel: Funnel) -> tuple[LineageNode, ...]:
 
 
 def _check_lines(entries: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
-    from stedi_etl.validation import CheckFailure
+    from stedi_etl.checks.rules import CheckFailure
 
     lines = []
     for entry in entries:
@@ -276,7 +277,7 @@ def _table_views(
     manifest: Mapping[str, Any] | None,
     show_personal: bool,
 ) -> tuple[TableView, ...]:
-    from stedi_etl.lake import table_contract
+    from stedi_etl.contracts import table_contract
 
     in_run = {
         t.get("table"): t
@@ -344,7 +345,7 @@ def mask_raw(raw: str, personal: Iterable[str]) -> str:
 def _quarantine_view(dataset: str, read: LandingRead, show_personal: bool) -> QuarantineView:
     import polars as pl
 
-    from stedi_etl.landing import landing_contract
+    from stedi_etl.landing.read import landing_contract
 
     personal = landing_contract(dataset).personal_columns
     quarantine = read.quarantine
@@ -596,10 +597,10 @@ NODE_WIDTH, NODE_HEIGHT, COLUMN_STEP, ROW_STEP = 176, 50, 184, 78
 
 def _lineage_svg(report: Report) -> str:
     """The DAG: one column per distance from the landing zone, one row per dataset."""
-    from stedi_etl.landing import DATASETS
+    from stedi_etl.contracts import datasets as dataset_names
 
     place = {
-        node.table: (10 + node.depth * COLUMN_STEP, 14 + DATASETS.index(node.dataset) * ROW_STEP)
+        node.table: (10 + node.depth * COLUMN_STEP, 14 + dataset_names().index(node.dataset) * ROW_STEP)
         for node in report.lineage
     }
     width = 20 + max(x for x, _ in place.values()) + NODE_WIDTH

@@ -24,8 +24,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stedi_etl.contracts import datasets as dataset_names
 from stedi_etl.errors import UsageError
-from stedi_etl.generate import (
+from stedi_etl.landing.read import is_hidden, landing_dir
+from stedi_etl.synth.sample import (
     BASE_MS,
     DAY_MS,
     FIRST_NAMES,
@@ -34,8 +36,6 @@ from stedi_etl.generate import (
     DatasetCounts,
     output_store,
 )
-from stedi_etl.lake import landing_dir
-from stedi_etl.landing import DATASETS, is_hidden
 from stedi_etl.wording import plural
 
 if TYPE_CHECKING:
@@ -419,7 +419,7 @@ def generate_scaled(
     instants = _instants(customers, seed)
     readings = _readings(instants)
 
-    columns = {d: list(load_contract(f"{d}_landing").column_names) for d in DATASETS}
+    columns = {d: list(load_contract(f"{d}_landing").column_names) for d in dataset_names()}
     steps = instants.select(
         pl.col("timestamp").alias("sensorReadingTime"), "serialNumber", "distanceFromObject"
     )

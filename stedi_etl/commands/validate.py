@@ -1,0 +1,128 @@
+"""`stedi-etl validate`: landing data, a whole lake, or files against one contract, checked as a run would."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from stedi_etl.checks.rules import (
+    SAMPLES,
+    CheckFailure,
+    ValidationReport,
+    ValidationResult,
+    check_frame,
+    conform,
+    sample_text,
+)
+
+if TYPE_CHECKING:
+    from stedi_etl.contracts import Contract
+
+
+def validate_landing(uri: str, *, endpoint_url: str | None = None) -> ValidationResult:
+    """Read every landing dataset under ``uri`` as a run would; report contract failures and rejects."""
+    from stedi_etl.contracts import datasets as dataset_names
+    from stedi_etl.lake.storage import Store
+    from stedi_etl.landing.read import read_landing, require_landing
+
+    store = Store(uri, endpoint_url=endpoint_url)
+    listings = require_landing(store, dataset_names())
+    reports = []
+    quarantined = {}
+    for dataset in dataset_names():
+        read = read_landing(store, dataset, listings[dataset])
+        reports.append(replace(read.report, source=store.url(store.path(dataset, "landing"))))
+        quarantined[dataset] = read.quarantined_by_reason()
+    return ValidationResult(tuple(reports), quarantined)
+
+
+def validate_lake(uri: str, *, endpoint_url: str | None = None) -> ValidationResult:
+    """Check the current version of every published table of the lake, SQL rules across tables included."""
+    from stedi_etl.contracts import table_contract
+    from stedi_etl.errors import UsageError
+    from stedi_etl.lake.storage import Store
+    from stedi_etl.lake.tables import Lake
+
+    lake = Lake(Store(uri, endpoint_url=endpoint_url))
+    pointers = lake.tables()
+    if not pointers:
+        raise UsageError(f"no published tables in {uri}")
+    frames = {name: lake.read(name) for name in pointers}
+    reports = []
+    for name, frame in frames.items():
+        contract = table_contract(name)
+        source = lake.store.url(f"{lake.table_dir(name)}/{pointers[name].version}")
+        reports.append(check_frame(frame, contract, table=name, related=frames, source=source))
+    return ValidationResult(tuple(reports))
+
+
+def validate_paths(
+    contract_name: str, paths: tuple[str, ...], *, endpoint_url: str | None = None
+) -> ValidationResult:
+    """Check Parquet or JSON files (or folders of them) against one contract; names match case-blind."""
+    from stedi_etl.contracts import load_contract
+
+    contract = load_contract(contract_name)
+    return ValidationResult(tuple(_validate_path(contract, p, endpoint_url) for p in paths))
+
+
+def _validate_path(contract: Contract, uri: str, endpoint_url: str | None) -> ValidationReport:
+    import io
+
+    import polars as pl
+
+    from stedi_etl.errors import UsageError
+    from stedi_etl.lake.storage import Store
+    from stedi_etl.lake.tables import POINTER, Pointer
+    from stedi_etl.landing.read import is_hidden, parse_file
+
+    store = Store(uri, endpoint_url=endpoint_url)
+    root = store.path()
+    if not store.exists(root):
+        raise UsageError(f"no such file or folder: {uri}")
+    if store.isdir(root):
+        pointer_path = store.path(POINTER)
+        pointer_json = store.read_if_exists(pointer_path)
+        if pointer_json is not None:
+            pointer = Pointer.from_json(pointer_json, store.url(pointer_path))
+            files = [store.path(name) for name in pointer.files]
+        else:
+            files = [p for p in store.files(root) if not is_hidden(store.relative(p))]
+        if not files:
+            raise UsageError(f"no data files in {uri}")
+    else:
+        files = [root]
+    frames = []
+    rejected = []
+    for path, data in store.read_many(files).items():
+        if data[:4] == b"PAR1":
+            frames.append(conform(pl.read_parquet(io.BytesIO(data)), contract))
+        else:
+            parsed = parse_file(data, store.url(path), contract)
+            frames.append(parsed.frame)
+            rejected.extend(parsed.rejected)
+    frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    report = check_frame(frame, contract, source=uri)
+    if not rejected:
+        return report
+    unreadable = []
+    for reason in dict.fromkeys(r.reason for r in rejected):
+        of_reason = [r for r in rejected if r.reason == reason]
+        samples = tuple(sample_text(f"line {r.line}: {r.detail}") for r in of_reason[:SAMPLES])
+        unreadable.append(
+            CheckFailure(
+                report.table, reason, "error", len(of_reason), _READ_FAILURES[reason], samples=samples
+            )
+        )
+    return ValidationReport(
+        report.table, report.contract, report.rows, (*unreadable, *report.errors), report.warnings, uri
+    )
+
+
+_READ_FAILURES = {
+    "invalid_json": "records that are not valid JSON",
+    "not_an_object": "records that are not JSON objects",
+    "missing_required": "records without a value for a required column",
+    "bad_value": "records holding a value that cannot be read as the contract's type",
+    "check_failed": "records failing a row check",
+}

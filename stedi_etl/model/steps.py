@@ -1,0 +1,69 @@
+"""The whole DAG as one declarative list: each table, the tables it is built from, the function that builds
+it, and the run options it depends on. The meaning is in transforms.py; how a step is run is in run/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from stedi_etl.model import transforms
+from stedi_etl.model.transforms import MlJoin
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+@dataclass(frozen=True)
+class Step:
+    """Build ``table`` by calling ``transform`` on ``inputs`` (plus the named run options as keywords)."""
+
+    table: str
+    inputs: tuple[str, ...]
+    transform: Callable[..., pl.LazyFrame]
+    options: tuple[str, ...] = ()
+    # Input -> the column its rows are split on when the table is built in key ranges (see build_in_parts).
+    split_by: Mapping[str, str] = field(default_factory=dict)
+
+
+# The whole DAG. Inputs named <dataset>_landing are read from the landing zone.
+STEPS: tuple[Step, ...] = (
+    Step("customer_trusted", ("customer_landing",), transforms.customer_trusted),
+    Step(
+        "accelerometer_trusted",
+        ("accelerometer_landing", "customer_trusted"),
+        transforms.accelerometer_trusted,
+        ("consent_cutoff",),
+        split_by={"accelerometer_landing": "user", "customer_trusted": "email"},
+    ),
+    Step("customer_curated", ("customer_trusted", "accelerometer_trusted"), transforms.customer_curated),
+    Step(
+        "step_trainer_trusted",
+        ("step_trainer_landing", "customer_curated"),
+        transforms.step_trainer_trusted,
+        split_by={"step_trainer_landing": "sensorReadingTime"},
+    ),
+    Step(
+        "machine_learning_curated",
+        ("step_trainer_trusted", "customer_curated", "accelerometer_trusted"),
+        transforms.machine_learning_curated,
+        ("ml_join",),
+        split_by={"step_trainer_trusted": "sensorReadingTime", "accelerometer_trusted": "timestamp"},
+    ),
+)
+
+ML_JOINS: tuple[MlJoin, ...] = ("same-customer", "timestamp")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    ml_join: MlJoin = "same-customer"
+    consent_cutoff: bool = False
+
+    def waived(self, table: str) -> frozenset[str]:
+        """Contract rules this run's options knowingly break; they are still checked, as warnings."""
+        if table == "machine_learning_curated" and self.ml_join == "timestamp":
+            # The rubric's join pairs readings of any customer and keeps every pair, so rows are not
+            # same-customer and repeat where two customers' readings look alike once emails are dropped.
+            return frozenset({"distinct_rows", "same_customer_pairs"})
+        return frozenset()
