@@ -227,7 +227,8 @@ def _run(
     *,
     report_path: str | None = None,
 ) -> None:
-    from stedi_etl.render.progress import NO_METER, Meter, TerminalMeter
+    from stedi_etl.render.progress import TerminalMeter
+    from stedi_etl.run.progress import NO_METER, Meter
     from stedi_etl.run.runner import RunOptions, run
 
     started = time.perf_counter()

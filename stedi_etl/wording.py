@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-QUARANTINE_SUFFIX = "_quarantine"
+from stedi_etl.contracts import QUARANTINE_SUFFIX
+
 _FAILED = ("failed", "skipped")
 
 

@@ -106,8 +106,7 @@ def generate_ddl(
     ``lake``'s pointer.
     """
     from stedi_etl.commands.catalog import catalog_tables
-    from stedi_etl.commands.query import lake_tables, landing_tables
-    from stedi_etl.contracts import table_contract
+    from stedi_etl.contracts import lake_tables, landing_tables, table_contract
     from stedi_etl.lake.storage import S3_PROTOCOLS, Store
     from stedi_etl.lake.tables import Lake
     from stedi_etl.landing.read import landing_contract, landing_dir

@@ -3,7 +3,7 @@
 Each dataset is a chain, landing -> trusted -> curated, read off the DAG: a step's first input is the table
 whose rows it refines (customer_trusted filters customer_landing; machine_learning_curated pairs
 step_trainer_trusted's readings), its other inputs decide which rows stay. The chains therefore come from
-``pipeline.STEPS``; the reasons come from one function per table below, which restate the transform's
+``STEPS``; the reasons come from one function per table below, which restate the transform's
 semantics as counts (Polars over the landing frames and the lake's current versions, the very inputs each
 step was built from). Every stage must add up exactly: rows of the source = rows kept + every loss.
 When they do not (the landing data changed after the lake was built, say), ``adds_up`` says so instead of
@@ -13,35 +13,18 @@ the report quietly showing numbers that disagree.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from stedi_etl.model.explain import REASONS, Explained, Loss
 
 if TYPE_CHECKING:
     import polars as pl
 
-# Why rows left, in the words the report shows (a stable id -> a label).
-REASONS = {
-    "quarantined": "quarantined (could not be read)",
-    "no_consent": "no research consent",
-    "not_consenting_customer": "not a consenting customer's reading",
-    "before_consent": "taken before the customer consented",
-    "no_readings": "no accelerometer readings",
-    "no_curated_serial": "serial number of no curated customer",
-    "no_match": "no matching accelerometer reading",
-    "duplicates": "duplicates",
-    "other": "other (not explained by the report)",
-}
+    from stedi_etl.model.steps import Step
 
-
-@dataclass(frozen=True)
-class Loss:
-    reason: str  # a key of REASONS
-    rows: int
-
-    @property
-    def label(self) -> str:
-        return REASONS.get(self.reason, self.reason)
+__all__ = ["REASONS", "Chain", "Funnel", "Loss", "Stage", "build_funnel", "chains", "explain"]
 
 
 @dataclass(frozen=True)
@@ -118,13 +101,14 @@ class Funnel:
 
 
 def chains() -> dict[str, tuple[str, ...]]:
-    """Each dataset's tables in the order they refine one another, read off ``pipeline.STEPS``."""
+    """Each dataset's tables in the order they refine one another, read off ``STEPS``."""
     from stedi_etl.contracts import datasets as dataset_names
-    from stedi_etl.run.runner import STEPS
+    from stedi_etl.contracts import landing_table
+    from stedi_etl.model.steps import STEPS
 
     found = {}
     for dataset in dataset_names():
-        tables = [f"{dataset}_landing"]
+        tables = [landing_table(dataset)]
         while True:
             following = [s.table for s in STEPS if s.inputs[0] == tables[-1]]
             if not following:
@@ -135,7 +119,6 @@ def chains() -> dict[str, tuple[str, ...]]:
 
 
 Frames = Mapping[str, "pl.DataFrame"]
-Explained = tuple[tuple[Loss, ...], int | None, tuple[Loss, ...]]  # losses, pairs (joins), pair losses
 
 
 def build_funnel(
@@ -150,11 +133,11 @@ def build_funnel(
 
     ``options[table]`` are the run options the table's current version was built with.
     """
-    from stedi_etl.contracts import load_contract
-    from stedi_etl.run.runner import STEPS
+    from stedi_etl.contracts import landing_table, load_contract
+    from stedi_etl.model.steps import STEPS
 
-    inputs_of = {step.table: step.inputs for step in STEPS}
-    frames: dict[str, pl.DataFrame] = {f"{d}_landing": frame for d, frame in landing.items()}
+    step_of = {step.table: step for step in STEPS}
+    frames: dict[str, pl.DataFrame] = {landing_table(d): frame for d, frame in landing.items()}
     frames.update(tables)
     result = []
     for dataset, names in chains().items():
@@ -168,8 +151,9 @@ def build_funnel(
         for previous, table in itertools.pairwise(names):
             source_rows = stages[-1].rows
             stage = Stage(table, load_contract(table).zone, rows.get(table), previous, source_rows)
-            if stage.rows is not None and all(i in frames for i in inputs_of[table]):
-                losses, pairs, pair_losses = explain(table, frames, options.get(table, {}))
+            step = step_of[table]
+            if stage.rows is not None and all(i in frames for i in step.inputs):
+                losses, pairs, pair_losses = explain(step, frames, options.get(table, {}))
                 if previous == names[0] and first.quarantined:
                     losses = (Loss("quarantined", first.quarantined), *losses)
                 stage = Stage(
@@ -180,114 +164,8 @@ def build_funnel(
     return Funnel(tuple(result))
 
 
-def explain(table: str, frames: Frames, options: Mapping[str, Any]) -> Explained:
-    """Why rows of ``table``'s source did not make it into ``table``."""
-    explainer = EXPLAINERS.get(table)
-    if explainer is None:  # a step added to the DAG without an explanation yet: say so, do not guess
+def explain(step: Step, frames: Frames, options: Mapping[str, Any]) -> Explained:
+    """Why rows of ``step``'s source did not make it into its table."""
+    if step.explain is None:  # a step added to the DAG without an explanation yet: say so, do not guess
         return (), None, ()
-    return explainer(frames, options)
-
-
-def _duplicates(frame: pl.DataFrame) -> int:
-    return frame.height - frame.n_unique()
-
-
-def _customer_trusted(frames: Frames, _options: Mapping[str, Any]) -> Explained:
-    """transforms.customer_trusted: consenting records, distinct."""
-    import polars as pl
-
-    customers = frames["customer_landing"]
-    consenting = customers.filter(pl.col("shareWithResearchAsOfDate").is_not_null())
-    return (
-        (
-            Loss("no_consent", customers.height - consenting.height),
-            Loss("duplicates", _duplicates(consenting)),
-        ),
-        None,
-        (),
-    )
-
-
-def _accelerometer_trusted(frames: Frames, options: Mapping[str, Any]) -> Explained:
-    """transforms.accelerometer_trusted: readings of a consenting customer (at or after consent, with the
-    consent cutoff), distinct."""
-    import polars as pl
-
-    readings, customers = frames["accelerometer_landing"], frames["customer_trusted"]
-    ours = readings.join(customers.select("email").unique(), left_on="user", right_on="email", how="semi")
-    losses = [Loss("not_consenting_customer", readings.height - ours.height)]
-    if options.get("consent_cutoff"):
-        consented_at = customers.group_by("email").agg(pl.col("shareWithResearchAsOfDate").max().alias("_at"))
-        after = ours.join(consented_at, left_on="user", right_on="email").filter(
-            pl.col("timestamp") >= pl.col("_at")
-        )
-        losses.append(Loss("before_consent", ours.height - after.height))
-        ours = after.select(readings.columns)
-    losses.append(Loss("duplicates", _duplicates(ours)))
-    return tuple(losses), None, ()
-
-
-def _customer_curated(frames: Frames, _options: Mapping[str, Any]) -> Explained:
-    """transforms.customer_curated: trusted customers with trusted readings, distinct."""
-    customers, readings = frames["customer_trusted"], frames["accelerometer_trusted"]
-    with_readings = customers.join(
-        readings.select("user").unique(), left_on="email", right_on="user", how="semi"
-    )
-    return (
-        (
-            Loss("no_readings", customers.height - with_readings.height),
-            Loss("duplicates", _duplicates(with_readings)),
-        ),
-        None,
-        (),
-    )
-
-
-def _step_trainer_trusted(frames: Frames, _options: Mapping[str, Any]) -> Explained:
-    """transforms.step_trainer_trusted: readings of a curated customer's device, distinct."""
-    readings, customers = frames["step_trainer_landing"], frames["customer_curated"]
-    owned = readings.join(customers.select("serialNumber").unique(), on="serialNumber", how="semi")
-    return (
-        (
-            Loss("no_curated_serial", readings.height - owned.height),
-            Loss("duplicates", _duplicates(owned)),
-        ),
-        None,
-        (),
-    )
-
-
-def _machine_learning_curated(frames: Frames, options: Mapping[str, Any]) -> Explained:
-    """transforms.machine_learning_curated: each step trainer reading paired with the accelerometer
-    readings at that instant (of the device's owners, by default); pairs distinct in that mode only."""
-    step, customers, readings = (
-        frames["step_trainer_trusted"],
-        frames["customer_curated"],
-        frames["accelerometer_trusted"],
-    )
-    key = step.columns
-    output = [*key, "x", "y", "z"]
-    if options.get("ml_join") == "timestamp":
-        pairs = step.join(readings, left_on="sensorReadingTime", right_on="timestamp")
-        duplicate_pairs = 0  # the rubric's join keeps every pair
-    else:
-        owners = customers.select("serialNumber", "email").unique()
-        pairs = step.join(owners, on="serialNumber").join(
-            readings, left_on=["email", "sensorReadingTime"], right_on=["user", "timestamp"]
-        )
-        duplicate_pairs = _duplicates(pairs.select(output))
-    matched = pairs.select(key).n_unique()
-    return (
-        (Loss("no_match", step.n_unique() - matched), Loss("duplicates", _duplicates(step))),
-        pairs.height,
-        (Loss("duplicates", duplicate_pairs),),
-    )
-
-
-EXPLAINERS: dict[str, Callable[[Frames, Mapping[str, Any]], Explained]] = {
-    "customer_trusted": _customer_trusted,
-    "accelerometer_trusted": _accelerometer_trusted,
-    "customer_curated": _customer_curated,
-    "step_trainer_trusted": _step_trainer_trusted,
-    "machine_learning_curated": _machine_learning_curated,
-}
+    return step.explain(*(frames[name] for name in step.inputs), options=options)

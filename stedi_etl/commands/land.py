@@ -31,13 +31,18 @@ JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 ZONES_NOT_LANDING = ("trusted", "curated")
 SHOWN_PROBLEMS = 5  # the error stays one readable line however many files are wrong
 
-# A dataset's spellings as words (split at "-", "_", "." and spaces).
-_SPELLINGS: dict[tuple[str, ...], str] = {
-    ("customer",): "customer",
-    ("accelerometer",): "accelerometer",
-    ("step", "trainer"): "step_trainer",
-    ("steptrainer",): "step_trainer",
-}
+
+def _spellings() -> dict[tuple[str, ...], str]:
+    """A dataset's spellings as words (split at "-", "_", "." and spaces): its name's words, and those
+    words run together (step_trainer: step-trainer, step_trainer, steptrainer)."""
+    found: dict[tuple[str, ...], str] = {}
+    for dataset in dataset_names():
+        words = tuple(dataset.split("_"))
+        found[words] = dataset
+        found[("".join(words),)] = dataset
+    return found
+
+
 _SEPARATORS = re.compile(r"[-_.\s]+")
 
 
@@ -103,13 +108,13 @@ def _words(name: str) -> tuple[str, ...]:
 
 def dataset_of_folder(name: str) -> str | None:
     """The dataset a folder is named after, if it is (``step-trainer`` and ``steptrainer`` included)."""
-    return _SPELLINGS.get(_words(name))
+    return _spellings().get(_words(name))
 
 
 def dataset_of_file(name: str) -> str | None:
     """The dataset whose name a file name starts with as whole words (``customer-1691348231425.json``)."""
     words = _words(name)
-    for spelling, dataset in _SPELLINGS.items():
+    for spelling, dataset in _spellings().items():
         if words[: len(spelling)] == spelling:
             return dataset
     return None

@@ -175,7 +175,9 @@ def profile_reads(
         )
         for d in dataset_names()
     )
-    customers, accelerometer, step_trainer = (reads[d].frame for d in dataset_names())
+    # The flow's three datasets: customers, their phones' readings, their devices' readings.
+    customer_set, reading_set, step_set = dataset_names()
+    customers, accelerometer, step_trainer = (reads[d].frame for d in (customer_set, reading_set, step_set))
     customer, reading, step = (contracts[d] for d in dataset_names())
     email, user = customer.key_columns[0], reading.key_columns[0]
     serial = shared_column(customer, step)
@@ -185,8 +187,8 @@ def profile_reads(
         serial_numbers=serial_sharing(customers, email, serial, top),
         consent=consent_counts(customers, customer, email),
         orphans=(
-            orphans("accelerometer", accelerometer, user, customers, email),
-            orphans("step_trainer", step_trainer, serial, customers, serial),
+            orphans(reading_set, accelerometer, user, customers, email),
+            orphans(step_set, step_trainer, serial, customers, serial),
         ),
         personal_shown=show_personal,
     )

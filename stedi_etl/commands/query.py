@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from stedi_etl.contracts import lake_tables, landing_table, landing_tables
 from stedi_etl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -24,19 +25,6 @@ if TYPE_CHECKING:
 Format = Literal["table", "csv", "json", "parquet"]
 FORMATS: tuple[Format, ...] = ("table", "csv", "json", "parquet")
 READ_ONLY = ("SELECT", "EXPLAIN")  # DuckDB's statement types of SELECT, WITH, VALUES, FROM, DESCRIBE, EXPLAIN
-
-
-def landing_tables() -> dict[str, str]:
-    """Landing table name -> its dataset, e.g. customer_landing -> customer."""
-    from stedi_etl.contracts import datasets as dataset_names
-
-    return {f"{dataset}_landing": dataset for dataset in dataset_names()}
-
-
-def lake_tables() -> tuple[str, ...]:
-    from stedi_etl.run.runner import STEPS
-
-    return tuple(step.table for step in STEPS)
 
 
 def query_tables() -> tuple[str, ...]:
@@ -162,7 +150,7 @@ def _read_tables(
         store = Store(choose_landing(recorder, landing_uri).uri, endpoint_url=endpoint_url)
         listings = require_landing(store, wanted_landing)
         for dataset in wanted_landing:
-            frames[f"{dataset}_landing"] = read_landing(store, dataset, listings[dataset]).frame
+            frames[landing_table(dataset)] = read_landing(store, dataset, listings[dataset]).frame
     wanted_lake = [n for n in names if n not in datasets]
     if wanted_lake:
         lake = Lake(Store(lake_uri, endpoint_url=endpoint_url))

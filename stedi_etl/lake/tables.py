@@ -37,7 +37,6 @@ from stedi_etl import sample_landing
 from stedi_etl.contracts import (
     QUARANTINE_SUFFIX,
     lake_tables,
-    load_contract,
     quarantine_tables,
     table_contract,
 )
@@ -119,9 +118,9 @@ class Lake:
         return self.store.uri
 
     def table_dir(self, table: str) -> str:
-        if table.endswith(QUARANTINE_SUFFIX):
-            return self.store.path("_quarantine", table[: -len(QUARANTINE_SUFFIX)])
-        contract = load_contract(table)
+        contract = table_contract(table)
+        if table.endswith(QUARANTINE_SUFFIX):  # one table per dataset, in the quarantine's own folder
+            return self.store.path(contract.dataset, table.removesuffix(QUARANTINE_SUFFIX))
         return self.store.path(contract.dataset, contract.zone)
 
     def meta_path(self, *parts: str) -> str:

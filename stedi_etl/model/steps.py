@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from stedi_etl.model import transforms
+from stedi_etl.model import explain, transforms
+from stedi_etl.model.explain import Explained
 from stedi_etl.model.transforms import MlJoin
 
 if TYPE_CHECKING:
@@ -24,24 +25,38 @@ class Step:
     options: tuple[str, ...] = ()
     # Input -> the column its rows are split on when the table is built in key ranges (see build_in_parts).
     split_by: Mapping[str, str] = field(default_factory=dict)
+    # Why rows of the first input did not make it (model/explain.py), for the report's funnel.
+    explain: Callable[..., Explained] | None = None
 
 
 # The whole DAG. Inputs named <dataset>_landing are read from the landing zone.
 STEPS: tuple[Step, ...] = (
-    Step("customer_trusted", ("customer_landing",), transforms.customer_trusted),
+    Step(
+        "customer_trusted",
+        ("customer_landing",),
+        transforms.customer_trusted,
+        explain=explain.customer_trusted,
+    ),
     Step(
         "accelerometer_trusted",
         ("accelerometer_landing", "customer_trusted"),
         transforms.accelerometer_trusted,
         ("consent_cutoff",),
         split_by={"accelerometer_landing": "user", "customer_trusted": "email"},
+        explain=explain.accelerometer_trusted,
     ),
-    Step("customer_curated", ("customer_trusted", "accelerometer_trusted"), transforms.customer_curated),
+    Step(
+        "customer_curated",
+        ("customer_trusted", "accelerometer_trusted"),
+        transforms.customer_curated,
+        explain=explain.customer_curated,
+    ),
     Step(
         "step_trainer_trusted",
         ("step_trainer_landing", "customer_curated"),
         transforms.step_trainer_trusted,
         split_by={"step_trainer_landing": "sensorReadingTime"},
+        explain=explain.step_trainer_trusted,
     ),
     Step(
         "machine_learning_curated",
@@ -49,6 +64,7 @@ STEPS: tuple[Step, ...] = (
         transforms.machine_learning_curated,
         ("ml_join",),
         split_by={"step_trainer_trusted": "sensorReadingTime", "accelerometer_trusted": "timestamp"},
+        explain=explain.machine_learning_curated,
     ),
 )
 

@@ -1,46 +1,12 @@
-"""Progress of long work, as the library reports it and as a terminal shows it.
-
-The library calls a ``Meter``: a task starts with its total (bytes to read, tables to build), advances,
-and finishes. ``TerminalMeter`` draws each task as a tqdm bar on stderr (amount, rate, time left); the CLI
-uses it only when stderr is a terminal, or when asked with --progress, so pipes and cron logs get nothing
-extra. ``NO_METER`` is the library's default.
+"""Progress on a terminal: ``TerminalMeter`` draws each task the runner reports to its ``Meter``
+(run/progress.py) as a tqdm bar on stderr (amount, rate, time left). The CLI uses it only when stderr is a
+terminal, or when asked with --progress, so pipes and cron logs get nothing extra.
 """
 
 from __future__ import annotations
 
 import shutil
-from typing import Any, Protocol
-
-
-class Meter(Protocol):
-    def start(self, task: str, total: int, unit: str) -> None:
-        """A task begins: ``total`` units of work (``unit`` "B" counts bytes, shown as kB, MB, ...)."""
-
-    def advance(self, task: str, amount: int = 1) -> None:
-        """``amount`` more units of ``task`` are done."""
-
-    def finish(self, task: str) -> None:
-        """``task`` is over (done or abandoned)."""
-
-    def note(self, message: str) -> None:
-        """A line of progress text, written so that it does not tear the bars."""
-
-
-class _NoMeter:
-    def start(self, task: str, total: int, unit: str) -> None:
-        pass
-
-    def advance(self, task: str, amount: int = 1) -> None:
-        pass
-
-    def finish(self, task: str) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
-
-
-NO_METER: Meter = _NoMeter()
+from typing import Any
 
 
 class TerminalMeter:

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from stedi_etl import __version__
 from stedi_etl.checks.rules import CheckFailure, check_frame, check_relations, check_rows, failure_cases
-from stedi_etl.contracts import landing_tables, load_contract, quarantine_table
+from stedi_etl.contracts import landing_table, landing_tables, load_contract, quarantine_table
 from stedi_etl.errors import StediError, UsageError
 from stedi_etl.lake.lock import LakeLock, acquire
 from stedi_etl.lake.storage import FileInfo, Store
 from stedi_etl.lake.tables import Lake, LandingChoice, Pointer, Staged, choose_landing, elapsed, new_run_id
 from stedi_etl.landing.read import LandingRead, is_hidden, landing_dir, read_landing, require_landing
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
-from stedi_etl.render.progress import NO_METER, Meter
 from stedi_etl.run.parts import PART_ROWS, build_in_parts
+from stedi_etl.run.progress import NO_METER, Meter
 from stedi_etl.wording import plural
 
 __all__ = ["ML_JOINS", "PART_ROWS", "STEPS", "RunOptions", "Step", "build_in_parts", "plan", "run"]
@@ -389,7 +389,7 @@ class _Run:
         copy has other modification times, though, and is read again)."""
         folder = self.landing_store.url(landing_dir(self.landing_store, dataset))
         files = [(f["path"][len(folder) :], f["size"], f["stamp"]) for f in self.landing_files[dataset]]
-        return fingerprint(load_contract(f"{dataset}_landing").sha256, files)
+        return fingerprint(load_contract(landing_table(dataset)).sha256, files)
 
     def up_to_date(self, table: str, pointer: Pointer | None, built_from: str) -> TableResult | None:
         if self.full_refresh or pointer is None or pointer.fingerprint != built_from:
@@ -398,7 +398,7 @@ class _Run:
         self.content[table] = pointer.content_sha256
         return TableResult(
             table,
-            "quarantine" if table.endswith("_quarantine") else contract.zone,
+            contract.zone,
             "up_to_date",
             rows=pointer.rows,
             seconds=0.0,
@@ -585,7 +585,7 @@ class _Run:
         # Records that can't be accounted for in a valid quarantine must not feed the lake either.
         report = replace(read.report, errors=read.report.errors + quarantine.errors)
         if report.ok:
-            self.frames[f"{dataset}_landing"] = read.frame
+            self.frames[landing_table(dataset)] = read.frame
         self.reads[dataset] = replace(read, frame=read.frame.clear())  # the frame lives in self.frames
         self.landing_results[dataset] = LandingSummary(
             dataset,
