@@ -20,7 +20,7 @@ from stedi_etl.errors import UsageError
 from stedi_etl.lake.storage import Store
 from stedi_etl.lake.tables import POINTER, Lake, read_table
 from stedi_etl.landing.read import read_landing
-from stedi_etl.model import transforms
+from stedi_etl.model import sorting, transforms
 from stedi_etl.run import runner as pipeline
 from tests.conftest import STARTER_COUNTS, break_step_trainer_trusted, write_landing
 
@@ -501,5 +501,5 @@ def test_distinct_sorted_rows_equal_the_plain_unique_then_sort(frame: pl.DataFra
     leads (sorted by ranks) or a number does (sorted plainly)."""
     for ordered in (frame, frame.select("i", "t", "f", "u")):
         expected = ordered.unique().sort(pl.all())
-        assert transforms._sorted(ordered.lazy(), distinct=True).collect().equals(expected)
-        assert transforms._sorted(ordered.lazy()).collect().equals(ordered.sort(pl.all()))
+        assert sorting.sorted_by_all(ordered.lazy(), distinct=True).collect().equals(expected)
+        assert sorting.sorted_by_all(ordered.lazy()).collect().equals(ordered.sort(pl.all()))

@@ -11,7 +11,8 @@ from click.testing import CliRunner, Result
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stedi_etl.checks.rules import failure_cases, suspect_rows
+from stedi_etl.checks.prefilter import suspect_rows
+from stedi_etl.checks.rules import failure_cases
 from stedi_etl.cli import main
 from stedi_etl.commands.validate import validate_lake, validate_landing, validate_paths
 from stedi_etl.contracts import load_contract

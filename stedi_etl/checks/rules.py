@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from stedi_etl.contracts import MASK, Contract, Rule, Severity, range_text
+from stedi_etl.checks.prefilter import is_repeat_rule, repeat_cases, suspect_rows
+from stedi_etl.contracts import MASK, Contract, Severity, range_text
 
 if TYPE_CHECKING:
     import polars as pl
@@ -164,15 +165,15 @@ def failure_cases(
 ) -> pl.DataFrame | None:
     """pandera's failure cases for the contract's rules of one severity; None when they all hold.
 
-    pandera runs on the suspect rows alone (see ``suspect_rows``), with each case's index that of the row
-    in ``frame``: explaining 5k repeated readings among 2.8M took pandera 0.6 s over the whole frame.
+    pandera runs on the suspect rows alone (checks/prefilter.py), with each case's index that of the row
+    in ``frame``; uniqueness warnings are explained without pandera. Timings: benchmarks/FINDINGS.md.
     """
     suspects = suspect_rows(frame, contract, severity, waive)
     if suspects is not None and suspects.is_empty():
         return None
     wanted = contract.row_rules(severity, waive)
-    if suspects is not None and severity == "warning" and all(_is_repeat_rule(r) for r in wanted):
-        return _repeat_cases(frame, contract, wanted, suspects)
+    if suspects is not None and severity == "warning" and all(is_repeat_rule(r) for r in wanted):
+        return repeat_cases(frame, contract, wanted, suspects)
     import pandera.errors
 
     schema = contract.pandera_schema(severity, waive)
@@ -187,103 +188,6 @@ def failure_cases(
         index = cases.get_column("index")
         return cases.with_columns(suspects.gather(index).cast(index.dtype).alias("index"))
     return None
-
-
-def _is_repeat_rule(rule: Rule) -> bool:
-    return rule.kind == "duplicates" and rule.column is None
-
-
-def _repeat_cases(
-    frame: pl.DataFrame, contract: Contract, rules: tuple[Rule, ...], suspects: pl.Series
-) -> pl.DataFrame | None:
-    """pandera's failure cases for uniqueness rules, found without it: a warning that an email repeats is
-    in nearly every real landing batch, and importing pandera to say which rows repeat costs 0.3 s."""
-    import polars as pl
-
-    rows = frame[suspects]
-    cases = []
-    for number, rule in enumerate(rules):
-        together = list(rule.properties or contract.column_names)
-        repeated = rows.select(pl.struct(together).is_duplicated()).to_series()
-        cases.append(
-            rows.filter(repeated).select(
-                pl.struct(pl.all()).struct.json_encode().alias("failure_case"),
-                pl.lit("DataFrameSchema").alias("schema_context"),
-                pl.lit(contract.name).alias("column"),
-                pl.lit(rule.name).alias("check"),
-                pl.lit(number, dtype=pl.Int32).alias("check_number"),
-                suspects.filter(repeated).cast(pl.Int32).alias("index"),
-            )
-        )
-    found = pl.concat(cases)
-    return None if found.is_empty() else found
-
-
-def suspect_rows(
-    frame: pl.DataFrame, contract: Contract, severity: Severity = "error", waive: frozenset[str] = frozenset()
-) -> pl.Series | None:
-    """The positions of every row that may break a rule of one severity, found in one Polars query; None
-    when that cannot be told row by row (a column missing, extra or mistyped; a rule kind not known here).
-
-    pandera runs a query or more per check (a few hundred per run), which costs more than the checks
-    themselves on large tables, and importing it costs 0.3 s. So each rule is first evaluated here as a row
-    mask, all in one ``select``; pandera runs only when some row is suspect, and only on those rows, to say
-    which fail and why. The masks are never narrower than pandera's checks: a row pandera would fail is
-    always a suspect, and every row of a group of repeats is, so pandera sees each group whole.
-    """
-    import polars as pl
-
-    wanted = contract.row_rules(severity, waive)
-    masks: list[pl.Expr] = []
-    if severity == "error":
-        if dict(frame.schema) != dict(contract.polars_schema()):
-            return None  # a missing, extra or mistyped column: pandera names it
-        for column in contract.columns:
-            values = pl.col(column.name)
-            if column.required:
-                masks.append(values.is_null())
-            if column.minimum is not None:
-                masks.append(values < column.minimum)
-            if column.maximum is not None:
-                masks.append(values > column.maximum)
-            if frame.schema[column.name].is_float() and (column.minimum, column.maximum) != (None, None):
-                masks.append(values.is_nan())  # NaN is in no range, however it compares
-    for rule in wanted:
-        if rule.column is not None and rule.column not in frame.columns:
-            return None
-        values = pl.col(rule.column) if rule.column else None
-        if rule.kind == "finite" and values is not None:
-            masks.append(~values.is_finite())
-        elif rule.kind == "valid_values" and values is not None:
-            masks.append(~values.is_in(list(rule.valid_values)))
-        elif rule.kind == "duplicates":
-            together = list(rule.properties or contract.column_names)
-            if any(name not in frame.columns for name in together):
-                return None
-            # Rows whose hashes repeat include every repeated row (and, rarely, a collision, which pandera
-            # then clears): one hash per row is several times faster than hashing structs.
-            repeats = _repeated_hash_rows(frame.select(together).hash_rows())
-            if repeats is not None:
-                masks.append(pl.lit(repeats))
-        else:
-            return None  # a kind not evaluated here: pandera decides on every row
-    if not masks:
-        return pl.Series("suspects", [], dtype=pl.UInt32)
-    suspect = frame.select(pl.any_horizontal([mask.fill_null(False) for mask in masks]).alias("suspect"))
-    return suspect.get_column("suspect").arg_true()
-
-
-def _repeated_hash_rows(hashes: pl.Series) -> pl.Series | None:
-    """Which of ``hashes`` occur more than once; None when none does.
-
-    Sorting 8M hashes and comparing neighbours takes 0.2 s where ``is_duplicated``'s hash table took 0.9 s
-    (and ``n_unique`` alone 0.2 s); the few repeated values are then looked up in a small set.
-    """
-    ordered = hashes.sort()
-    repeated = ordered.filter(ordered == ordered.shift(1))
-    if repeated.is_empty():
-        return None
-    return hashes.is_in(repeated.unique().implode())
 
 
 def report_from(

@@ -19,8 +19,6 @@ that fails one is quarantined too, so the landing frame always satisfies its con
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import gzip
 import io
 import json
@@ -38,6 +36,7 @@ from stedi_etl.checks.rules import ValidationReport, check_frame, failure_cases,
 from stedi_etl.contracts import INT64_MAX, INT64_MIN, MASK, Column, Contract, landing_table, load_contract
 from stedi_etl.errors import LandingError, UsageError
 from stedi_etl.lake.storage import FileInfo, Store
+from stedi_etl.landing.memory import buffers_reused
 
 if TYPE_CHECKING:
     import polars as pl
@@ -153,7 +152,7 @@ def read_landing(
     sources = [store.url(p) for p in wanted]
     parsed: list[ParsedFile] = []
     # The files' bytes are held one batch at a time, not the whole dataset's (1 GB at scale 100).
-    with _buffers_reused():
+    with buffers_reused(BATCH_BYTES):
         for batch in _batches(wanted, listed, BATCH_BYTES):
             blobs = store.read_many(batch)
             texts = [_decompress(p, blobs.pop(p), store.url(p)) for p in batch]
@@ -181,36 +180,6 @@ def read_landing(
 
 
 BATCH_BYTES = 64 * 2**20
-
-# glibc's mallopt parameters (malloc.h) and their documented defaults.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_GLIBC_DEFAULT_THRESHOLD = 128 * 1024
-
-
-@contextlib.contextmanager
-def _buffers_reused() -> Iterator[None]:
-    """While a dataset is read, freed file buffers stay in the process heap for the next batch's files;
-    afterwards the heap's free memory is given back to the system.
-
-    glibc maps each buffer of megabytes afresh and unmaps it when it is freed, so each batch faulted its
-    64 MB in again: reading the 1 GB of scale-100 landing files took 0.7 s, against 0.2 s when the next
-    batch reuses the last one's memory. The thresholds go back to glibc's defaults afterwards, so the rest
-    of the run keeps no freed memory. Elsewhere than glibc this does nothing.
-    """
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
-    except (OSError, AttributeError):
-        yield
-        return
-    mallopt(_M_MMAP_THRESHOLD, 2 * BATCH_BYTES)
-    mallopt(_M_TRIM_THRESHOLD, 4 * BATCH_BYTES)
-    try:
-        yield
-    finally:
-        mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
-        mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
-        malloc_trim(0)
 
 
 def _batches(paths: list[str], listed: dict[str, FileInfo], limit: int) -> Iterator[list[str]]:

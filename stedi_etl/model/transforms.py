@@ -1,7 +1,8 @@
-"""The pure functions of the pipeline: LazyFrames in, one LazyFrame out, no I/O, no state.
+"""What each table means: pure functions, LazyFrames in, one LazyFrame out, no I/O, no state.
 
 Each output is distinct (Glue's jobs appended duplicates and let joins multiply rows) and sorted by all of
-its columns, so the same input gives the same rows in the same order on every run.
+its columns, so the same input gives the same rows in the same order on every run. How that sort is made
+fast is sorting.py's business, not this file's.
 """
 
 from __future__ import annotations
@@ -10,37 +11,9 @@ from typing import Literal
 
 import polars as pl
 
+from stedi_etl.model.sorting import distinct
+
 MlJoin = Literal["same-customer", "timestamp"]
-
-
-def _sorted(frame: pl.LazyFrame, *, distinct: bool = False) -> pl.LazyFrame:
-    """``frame`` sorted by all of its columns, in order; with ``distinct``, each row once.
-
-    Text leading a multi-column sort makes it slow (4M rows by email first: 0.9 s), so in a table led by
-    text each text column is sorted by its rank among the column's distinct values: the same order, as
-    fixed-width integers (0.4 s). Where a number leads (a reading's time), text only breaks its rare ties
-    and the plain sort is faster than finding ranks (4M machine-learning rows: 0.50 against 0.74 s).
-    Once sorted, equal rows are neighbours, so a row whose sort keys equal the previous row's is a repeat:
-    that comparison replaces ``unique``'s hash table over every row.
-    """
-    schema = frame.collect_schema()
-    led_by_text = bool(schema) and schema.dtypes()[0] == pl.String
-    texts = [name for name, dtype in schema.items() if dtype == pl.String] if led_by_text else []
-    keyed = frame
-    for name in texts:
-        ranks = frame.select(name).unique().sort(name).with_row_index(f"_rank_{name}")
-        keyed = keyed.join(ranks, on=name, how="left", nulls_equal=True)
-    keys = [f"_rank_{name}" if name in texts else name for name in schema]
-    ordered = keyed.sort(keys)
-    if distinct:
-        differs = [pl.col(key).ne_missing(pl.col(key).shift()) for key in keys]
-        ordered = ordered.filter(pl.any_horizontal(differs) | (pl.int_range(pl.len()) == 0))
-    return ordered.select(schema.names())
-
-
-def _distinct(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """The distinct rows of ``frame`` sorted by all columns: what ``unique().sort(pl.all())`` gives."""
-    return _sorted(frame, distinct=True)
 
 
 def _columns(frame: pl.LazyFrame) -> list[str]:
@@ -49,7 +22,7 @@ def _columns(frame: pl.LazyFrame) -> list[str]:
 
 def customer_trusted(customers: pl.LazyFrame) -> pl.LazyFrame:
     """Distinct customer records with research consent; an absent or null consent date is no consent."""
-    return _distinct(customers.filter(pl.col("shareWithResearchAsOfDate").is_not_null()))
+    return distinct(customers.filter(pl.col("shareWithResearchAsOfDate").is_not_null()))
 
 
 def accelerometer_trusted(
@@ -63,24 +36,24 @@ def accelerometer_trusted(
     """
     if not consent_cutoff:
         kept = readings.join(customers.select("email"), left_on="user", right_on="email", how="semi")
-        return _distinct(kept)
+        return distinct(kept)
     consented_at = customers.group_by("email").agg(
         pl.col("shareWithResearchAsOfDate").max().alias("_consented_at")
     )
     kept = readings.join(consented_at, left_on="user", right_on="email", how="inner").filter(
         pl.col("timestamp") >= pl.col("_consented_at")
     )
-    return _distinct(kept.select(_columns(readings)))
+    return distinct(kept.select(_columns(readings)))
 
 
 def customer_curated(customers: pl.LazyFrame, readings: pl.LazyFrame) -> pl.LazyFrame:
     """Distinct consenting customers who have trusted accelerometer readings; customer columns only."""
-    return _distinct(customers.join(readings.select("user"), left_on="email", right_on="user", how="semi"))
+    return distinct(customers.join(readings.select("user"), left_on="email", right_on="user", how="semi"))
 
 
 def step_trainer_trusted(step_readings: pl.LazyFrame, customers: pl.LazyFrame) -> pl.LazyFrame:
     """Distinct step trainer readings of devices that belong to a curated customer."""
-    return _distinct(step_readings.join(customers.select("serialNumber"), on="serialNumber", how="semi"))
+    return distinct(step_readings.join(customers.select("serialNumber"), on="serialNumber", how="semi"))
 
 
 def machine_learning_curated(
@@ -110,4 +83,4 @@ def machine_learning_curated(
         right_on=["user", "timestamp"],
         how="inner",
     )
-    return _distinct(pairs.select(output))
+    return distinct(pairs.select(output))

@@ -219,7 +219,7 @@ def landing_inputs(store: Store, dataset: str, listed: dict[str, FileInfo]) -> t
 
 
 # The modules whose code decides a table's content besides contracts and options: reading and meaning.
-CODE_MODULES = ("stedi_etl.landing.read", "stedi_etl.model.transforms")
+CODE_MODULES = ("stedi_etl.landing.read", "stedi_etl.model.transforms", "stedi_etl.model.sorting")
 
 
 @functools.cache
