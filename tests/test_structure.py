@@ -147,3 +147,14 @@ def test_the_readmes_table_list_is_the_contracts() -> None:
     table = section[section.index("\n|") : section.index("\n\n", section.index("\n|"))]
     listed = [line.split("|")[1].strip() for line in table.strip().splitlines()[2:]]
     assert listed == [*landing_tables(), *lake_tables(), "quarantine"]
+
+
+def test_a_root_uri_becomes_a_store_in_one_place() -> None:
+    """Commands open each root once (lake.storage.open_store, Lake.of) and pass the object down."""
+    calls = [
+        f"{path.relative_to(REPO)}:{node.lineno}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Store"
+    ]
+    assert calls == ["stedi_etl/lake/storage.py:" + calls[0].rsplit(":", 1)[1]] if calls else False, calls

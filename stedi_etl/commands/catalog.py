@@ -13,7 +13,6 @@ from typing import Any
 
 from stedi_etl.contracts import QUARANTINE_SUFFIX, quarantine_table, table_contract
 from stedi_etl.errors import UsageError
-from stedi_etl.lake.storage import Store
 from stedi_etl.lake.tables import Lake, Pointer
 from stedi_etl.wording import table_counts
 
@@ -102,14 +101,18 @@ def catalog_tables() -> tuple[str, ...]:
     return tuple(step.table for step in STEPS) + tuple(quarantine_table(d) for d in dataset_names())
 
 
-def build_catalog(lake_uri: str, *, endpoint_url: str | None = None, require_tables: bool = True) -> Catalog:
-    """The catalog of the lake at ``lake_uri``; a location without any published table is a usage error,
-    unless ``require_tables`` is False and a run's manifest is there (a first run that failed)."""
-    lake = Lake(Store(lake_uri, endpoint_url=endpoint_url))
+def build_catalog(
+    lake_uri: Lake | str, *, endpoint_url: str | None = None, require_tables: bool = True
+) -> Catalog:
+    """The catalog of the lake at ``lake_uri`` (or of that Lake); a location without any published table
+    is a usage error, unless ``require_tables`` is False and a run's manifest is there (a first run that
+    failed)."""
+    lake = Lake.of(lake_uri, endpoint_url)
+    shown = lake_uri if isinstance(lake_uri, str) else lake.uri
     pointers = lake.tables()
     manifest = lake.latest_manifest() if pointers or not require_tables else None
     if not pointers and (require_tables or manifest is None):
-        raise UsageError(f"no published tables in {lake_uri} (is the lake URI right?)")
+        raise UsageError(f"no published tables in {shown} (is the lake URI right?)")
     latest = _latest_outcomes(manifest)
     entries = []
     for table in catalog_tables():
@@ -128,7 +131,7 @@ def build_catalog(lake_uri: str, *, endpoint_url: str | None = None, require_tab
             entry = _published(entry, lake, pointer, contract.sha256)
         entries.append(entry)
     return Catalog(
-        lake=lake_uri,
+        lake=shown,
         latest_run=manifest.get("run_id") if manifest else None,
         latest_run_ok=manifest.get("ok") if manifest else None,
         tables=tuple(entries),

@@ -107,7 +107,7 @@ def generate_ddl(
     """
     from stedi_etl.commands.catalog import catalog_tables
     from stedi_etl.contracts import lake_tables, landing_tables, table_contract
-    from stedi_etl.lake.storage import S3_PROTOCOLS, Store
+    from stedi_etl.lake.storage import S3_PROTOCOLS, open_store
     from stedi_etl.lake.tables import Lake
     from stedi_etl.landing.read import landing_contract, landing_dir
 
@@ -120,7 +120,7 @@ def generate_ddl(
     if unknown:
         raise UsageError(f"unknown table {unknown[0]!r}; tables: {', '.join(known)}")
 
-    the_lake = Lake(Store(lake, endpoint_url=endpoint_url)) if lake else None
+    the_lake = Lake.of(lake, endpoint_url) if lake else None
     published: dict[str, Pointer] = {}
     if any(t not in landing_names for t in wanted):
         if the_lake is None:
@@ -130,7 +130,7 @@ def generate_ddl(
             raise UsageError(f"no published tables in {lake} (is the lake URI right?)")
 
     def readable_by_athena(uri: str, what: str) -> None:
-        if Store(uri, endpoint_url=endpoint_url).protocol not in S3_PROTOCOLS:
+        if open_store(uri, endpoint_url=endpoint_url).protocol not in S3_PROTOCOLS:
             raise UsageError(
                 f"{what} {uri} is a local folder, which Athena cannot read: pass --location "
                 "s3://bucket/prefix (where the data is published, laid out as the lake)"
@@ -144,11 +144,11 @@ def generate_ddl(
         if table in landing_names:
             dataset = landing_names[table]
             if location:
-                layout = Store(".")  # only to lay out the relative folder; nothing is read
+                layout = open_store(".")  # only to lay out the relative folder; nothing is read
                 where = _under(location, layout.relative(landing_dir(layout, dataset)))
             elif landing:
                 readable_by_athena(landing, "landing")
-                store = Store(landing, endpoint_url=endpoint_url)
+                store = open_store(landing, endpoint_url=endpoint_url)
                 where = store.url(landing_dir(store, dataset)) + "/"
             else:
                 raise UsageError(

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from stedi_etl.contracts import datasets as dataset_names
 from stedi_etl.errors import UsageError
-from stedi_etl.lake.storage import Store
+from stedi_etl.lake.storage import open_store
 from stedi_etl.landing.read import is_hidden, landing_dir
 from stedi_etl.wording import plural
 
@@ -155,8 +155,8 @@ def land_files(source_dir: str, landing: str, *, endpoint_url: str | None = None
     source holds no files or a file that cannot be placed.
     """
     started = time.perf_counter()
-    source = Store(source_dir, endpoint_url=endpoint_url)
-    target = Store(landing, endpoint_url=endpoint_url)
+    source = open_store(source_dir, endpoint_url=endpoint_url)
+    target = open_store(landing, endpoint_url=endpoint_url)
     listed = source.files(source.path())
     if not listed:
         raise UsageError(f"no files to land under {source_dir}")

@@ -146,12 +146,12 @@ def profile_landing(
     """Read the three landing datasets under ``landing`` as a run would and profile them; without
     ``landing``, the landing ``lake`` was built from (the bundled sample where it has none)."""
     from stedi_etl.contracts import datasets as dataset_names
-    from stedi_etl.lake.storage import Store
+    from stedi_etl.lake.storage import open_store
     from stedi_etl.lake.tables import Lake, choose_landing
     from stedi_etl.landing.read import read_landing, require_landing
 
-    the_lake = Lake(Store(lake, endpoint_url=endpoint_url)) if lake and not landing else None
-    store = Store(choose_landing(the_lake, landing).uri, endpoint_url=endpoint_url)
+    the_lake = Lake.of(lake, endpoint_url) if lake and not landing else None
+    store = open_store(choose_landing(the_lake, landing).uri, endpoint_url=endpoint_url)
     listings = require_landing(store, dataset_names())
     reads = {d: read_landing(store, d, listings[d]) for d in dataset_names()}
     return profile_reads(store.url(store.path()), reads, top=top, show_personal=show_personal)

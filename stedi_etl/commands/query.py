@@ -138,22 +138,22 @@ class _ArrowStream:
 def _read_tables(
     names: tuple[str, ...], lake_uri: str, landing_uri: str | None, endpoint_url: str | None
 ) -> dict[str, pl.DataFrame]:
-    from stedi_etl.lake.storage import Store
+    from stedi_etl.lake.storage import open_store
     from stedi_etl.lake.tables import Lake, choose_landing
     from stedi_etl.landing.read import read_landing, require_landing
 
     frames = {}
     datasets = landing_tables()
+    lake = Lake.of(lake_uri, endpoint_url)  # nothing is read until asked: opening it costs no request
     wanted_landing = [datasets[n] for n in names if n in datasets]
     if wanted_landing:
-        recorder = None if landing_uri else Lake(Store(lake_uri, endpoint_url=endpoint_url))
-        store = Store(choose_landing(recorder, landing_uri).uri, endpoint_url=endpoint_url)
+        recorder = None if landing_uri else lake
+        store = open_store(choose_landing(recorder, landing_uri).uri, endpoint_url=endpoint_url)
         listings = require_landing(store, wanted_landing)
         for dataset in wanted_landing:
             frames[landing_table(dataset)] = read_landing(store, dataset, listings[dataset]).frame
     wanted_lake = [n for n in names if n not in datasets]
     if wanted_lake:
-        lake = Lake(Store(lake_uri, endpoint_url=endpoint_url))
         if not lake.tables():
             raise UsageError(f"no published tables in {lake_uri} (is the lake URI right?)")
         for name in wanted_lake:

@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from stedi_etl.errors import UsageError
-from stedi_etl.lake.storage import Store
 from stedi_etl.lake.tables import Lake
 from stedi_etl.wording import table_counts
 
@@ -73,9 +72,9 @@ class RunsResult:
         return result
 
 
-def list_runs(lake: str, *, endpoint_url: str | None = None, last: int | None = None) -> RunsResult:
-    """Every run recorded in ``lake`` (or the ``last`` ones), oldest first."""
-    the_lake = Lake(Store(lake, endpoint_url=endpoint_url))
+def list_runs(lake: Lake | str, *, endpoint_url: str | None = None, last: int | None = None) -> RunsResult:
+    """Every run recorded in ``lake`` (a root URI or a Lake; all runs or the ``last`` ones), oldest first."""
+    the_lake = Lake.of(lake, endpoint_url)
     if not the_lake.store.exists(the_lake.store.path()):
         raise UsageError(f"no lake at {the_lake.uri}")
     summaries = []

@@ -14,6 +14,7 @@ from stedi_etl.checks.rules import (
     conform,
     sample_text,
 )
+from stedi_etl.lake.storage import open_store
 
 if TYPE_CHECKING:
     from stedi_etl.contracts import Contract
@@ -22,10 +23,9 @@ if TYPE_CHECKING:
 def validate_landing(uri: str, *, endpoint_url: str | None = None) -> ValidationResult:
     """Read every landing dataset under ``uri`` as a run would; report contract failures and rejects."""
     from stedi_etl.contracts import datasets as dataset_names
-    from stedi_etl.lake.storage import Store
     from stedi_etl.landing.read import read_landing, require_landing
 
-    store = Store(uri, endpoint_url=endpoint_url)
+    store = open_store(uri, endpoint_url=endpoint_url)
     listings = require_landing(store, dataset_names())
     reports = []
     quarantined = {}
@@ -40,10 +40,9 @@ def validate_lake(uri: str, *, endpoint_url: str | None = None) -> ValidationRes
     """Check the current version of every published table of the lake, SQL rules across tables included."""
     from stedi_etl.contracts import table_contract
     from stedi_etl.errors import UsageError
-    from stedi_etl.lake.storage import Store
     from stedi_etl.lake.tables import Lake
 
-    lake = Lake(Store(uri, endpoint_url=endpoint_url))
+    lake = Lake.of(uri, endpoint_url)
     pointers = lake.tables()
     if not pointers:
         raise UsageError(f"no published tables in {uri}")
@@ -72,11 +71,10 @@ def _validate_path(contract: Contract, uri: str, endpoint_url: str | None) -> Va
     import polars as pl
 
     from stedi_etl.errors import UsageError
-    from stedi_etl.lake.storage import Store
     from stedi_etl.lake.tables import POINTER, Pointer
     from stedi_etl.landing.read import is_hidden, parse_file
 
-    store = Store(uri, endpoint_url=endpoint_url)
+    store = open_store(uri, endpoint_url=endpoint_url)
     root = store.path()
     if not store.exists(root):
         raise UsageError(f"no such file or folder: {uri}")

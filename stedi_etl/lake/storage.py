@@ -476,3 +476,8 @@ def _possible_etags(data: bytes, etag: str) -> set[str]:
         )
         found.add(f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{parts}")
     return found
+
+
+def open_store(uri: str, *, endpoint_url: str | None = None) -> Store:
+    """The one place a root URI becomes a Store: commands open each root once and pass it down."""
+    return Store(uri, endpoint_url=endpoint_url)

@@ -41,7 +41,7 @@ from stedi_etl.contracts import (
     table_contract,
 )
 from stedi_etl.errors import LakeError, StorageError, UsageError
-from stedi_etl.lake.storage import Store, normal_uri
+from stedi_etl.lake.storage import Store, normal_uri, open_store
 
 if TYPE_CHECKING:
     import polars as pl
@@ -112,6 +112,11 @@ class Lake:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+
+    @classmethod
+    def of(cls, lake: Lake | str, endpoint_url: str | None = None) -> Lake:
+        """``lake`` itself, or the lake at a root URI: a command opens its lake once and passes it on."""
+        return lake if isinstance(lake, Lake) else cls(open_store(lake, endpoint_url=endpoint_url))
 
     @property
     def uri(self) -> str:
@@ -343,7 +348,7 @@ def choose_landing(lake: Lake | None, given: str | None) -> LandingChoice:
 
 def read_table(lake: str, table: str, *, endpoint_url: str | None = None) -> pl.DataFrame:
     """The current version of a lake table, e.g. ``read_table("s3://b/lake", "machine_learning_curated")``."""
-    return Lake(Store(lake, endpoint_url=endpoint_url)).read(table)
+    return Lake.of(lake, endpoint_url).read(table)
 
 
 def elapsed(started: float) -> float:

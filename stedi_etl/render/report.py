@@ -148,19 +148,19 @@ def build_report(
     from stedi_etl.commands.profile import profile_reads
     from stedi_etl.commands.runs import list_runs
     from stedi_etl.contracts import datasets as dataset_names
-    from stedi_etl.lake.storage import Store
+    from stedi_etl.lake.storage import open_store
     from stedi_etl.lake.tables import Lake
     from stedi_etl.landing.read import read_landing, require_landing
 
-    catalog = build_catalog(lake, endpoint_url=endpoint_url, require_tables=False)
-    the_lake = Lake(Store(lake, endpoint_url=endpoint_url))
+    the_lake = Lake.of(lake, endpoint_url)  # one Lake for the catalog, the runs and the tables
+    catalog = build_catalog(the_lake, require_tables=False)
     manifest = the_lake.latest_manifest()
     if landing is None:
         # A lake whose first run failed has published nothing, so records no landing: its run's, then.
         landing = the_lake.recorded_landing() or (manifest or {}).get("landing")
         if not landing:
             raise UsageError(f"{lake} records no landing it was built from: pass --landing URI")
-    store = Store(landing, endpoint_url=endpoint_url)
+    store = open_store(landing, endpoint_url=endpoint_url)
     listings = require_landing(store, dataset_names())
     reads = {d: read_landing(store, d, listings[d]) for d in dataset_names()}
     pointers = the_lake.tables()
@@ -185,7 +185,7 @@ def build_report(
         tables=_table_views(catalog, frames, manifest, show_personal),
         quarantines=tuple(_quarantine_view(d, reads[d], show_personal) for d in dataset_names()),
         profile=profile_reads(landing_url, reads, top=TOP_SERIALS, show_personal=show_personal),
-        runs=list_runs(lake, endpoint_url=endpoint_url, last=RUNS_SHOWN).runs,
+        runs=list_runs(the_lake, last=RUNS_SHOWN).runs,
         personal_shown=show_personal,
     )
 

@@ -9,25 +9,38 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from stedi_etl import __version__
 from stedi_etl.checks.rules import CheckFailure, check_frame, check_relations, check_rows, failure_cases
-from stedi_etl.contracts import landing_table, landing_tables, load_contract, quarantine_table
+from stedi_etl.contracts import Contract, landing_table, landing_tables, load_contract, quarantine_table
 from stedi_etl.errors import StediError, UsageError
 from stedi_etl.lake.lock import LakeLock, acquire
-from stedi_etl.lake.storage import FileInfo, Store
+from stedi_etl.lake.storage import FileInfo, Store, open_store
 from stedi_etl.lake.tables import Lake, LandingChoice, Pointer, Staged, choose_landing, elapsed, new_run_id
 from stedi_etl.landing.read import LandingRead, is_hidden, landing_dir, read_landing, require_landing
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
 from stedi_etl.run.parts import PART_ROWS, build_in_parts
 from stedi_etl.run.progress import NO_METER, Meter
+from stedi_etl.run.results import MANIFEST_FORMAT, LandingSummary, RunResult, RunStatus, TableResult
 from stedi_etl.wording import plural
 
-__all__ = ["ML_JOINS", "PART_ROWS", "STEPS", "RunOptions", "Step", "build_in_parts", "plan", "run"]
+__all__ = [
+    "ML_JOINS",
+    "PART_ROWS",
+    "STEPS",
+    "RunOptions",
+    "RunResult",
+    "RunStatus",
+    "Step",
+    "TableResult",
+    "build_in_parts",
+    "plan",
+    "run",
+]
 
 if TYPE_CHECKING:
     import polars as pl
@@ -63,104 +76,6 @@ def plan(tables: Iterable[str] | None = None) -> tuple[Step, ...]:
     return tuple(step for step in STEPS if step.table in wanted)
 
 
-@dataclass(frozen=True)
-class LandingSummary:
-    dataset: str
-    files: int
-    bytes: int
-    rows: int | None  # None where the dataset was not read: nothing that needs it had to be rebuilt
-    quarantined: int | None
-    quarantined_by_reason: dict[str, int]
-    read_paths: dict[str, int]
-    seconds: float
-    errors: tuple[CheckFailure, ...] = ()
-    warnings: tuple[CheckFailure, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    @property
-    def read(self) -> bool:
-        return self.rows is not None
-
-
-Status = Literal["published", "up_to_date", "failed", "skipped"]
-
-
-@dataclass(frozen=True)
-class TableResult:
-    table: str
-    zone: str
-    status: Status
-    rows: int | None
-    seconds: float
-    location: str
-    reason: str | None = None
-    errors: tuple[CheckFailure, ...] = ()
-    warnings: tuple[CheckFailure, ...] = ()
-    version: str | None = None  # the version readers get after this run
-    files: tuple[str, ...] = ()
-    contract_sha256: str = ""
-    fingerprint: str = ""  # of what the table is built from: contract, code, options and inputs
-    content_sha256: str = ""
-    inputs: tuple[dict[str, Any], ...] = ()  # each landing file (path, size, stamp) or input table version
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("published", "up_to_date")
-
-
-RunStatus = Literal["running", "publishing", "succeeded", "failed", "interrupted"]
-MANIFEST_FORMAT = "stedi-etl/run/1"
-
-
-@dataclass(frozen=True)
-class RunResult:
-    run_id: str
-    landing: str
-    lake: str
-    options: RunOptions
-    landing_results: tuple[LandingSummary, ...]
-    tables: tuple[TableResult, ...]
-    seconds: float
-    manifest: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    quarantines: tuple[TableResult, ...] = ()
-    status: RunStatus = "succeeded"
-    started_at: str = ""
-    ended_at: str | None = None
-    full_refresh: bool = False
-    error: str | None = None
-    took_over_from: str | None = None  # the run whose lock this run found abandoned
-    landing_source: str = "given"  # given (--landing), recorded (the lake's own) or sample (a new lake)
-    landing_changed_from: str | None = None  # the landing the lake was built from, where this is another
-    stedi_etl_version: str = __version__
-    format: str = MANIFEST_FORMAT
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "succeeded" and self.every_table_ok
-
-    @property
-    def every_table_ok(self) -> bool:
-        """Every landing dataset passed its contract and every table is published or up to date."""
-        return all(t.ok for t in self.tables + self.quarantines) and all(s.ok for s in self.landing_results)
-
-    @property
-    def failed(self) -> tuple[TableResult, ...]:
-        return tuple(t for t in self.tables if not t.ok)
-
-    @property
-    def published(self) -> tuple[TableResult, ...]:
-        return tuple(t for t in self.tables + self.quarantines if t.status == "published")
-
-    def to_dict(self) -> dict[str, Any]:
-        result = asdict(self)
-        result["ok"] = self.ok
-        return result
-
-
 def run(
     landing: str | None,
     lake: str,
@@ -193,10 +108,10 @@ def run(
     datasets = [
         LANDING_INPUTS[i] for i in dict.fromkeys(i for s in steps for i in s.inputs) if i in LANDING_INPUTS
     ]
-    the_lake = Lake(Store(lake, endpoint_url=endpoint_url))
+    the_lake = Lake.of(lake, endpoint_url)
     the_lake.require_folder()
     choice = choose_landing(the_lake, landing)
-    landing_store = Store(choice.uri, endpoint_url=endpoint_url)
+    landing_store = open_store(choice.uri, endpoint_url=endpoint_url)
     listings = require_landing(landing_store, datasets)
     run_id = new_run_id()
     lock = acquire(the_lake.store, the_lake.meta_path("lock"), run_id, wait=wait, lake=the_lake.uri)
@@ -431,11 +346,35 @@ class _Run:
         self.result = replace(self.result, quarantines=(*self.result.quarantines, outcome))
 
     def step(self, index: int, pointer: Pointer | None, landing_ids: dict[str, str]) -> None:
+        """Build, check and stage the step's table, unless it is up to date or an input is missing."""
         step = self.steps[index]
         started = time.perf_counter()
         self.input_rows = {}
         contract = load_contract(step.table)
-        location = self.lake.store.url(self.lake.table_dir(step.table))
+        inputs, input_ids = self.step_inputs(step, landing_ids)
+        keywords = {name: getattr(self.options, name) for name in step.options}
+        built_from = fingerprint(step.table, contract.sha256, code_fingerprint(), keywords, input_ids)
+        missing = [name for name, known in input_ids.items() if known is None]
+        if not missing:
+            unchanged = self.up_to_date(step.table, pointer, built_from)
+            if unchanged is not None:
+                self.add(replace(unchanged, inputs=inputs))
+                self.say(f"{step.table}: up to date ({unchanged.rows} rows, {unchanged.version})")
+                return
+            missing = [name for name in step.inputs if self.frame(name) is None]
+        if missing:
+            reason = f"not built: needs {', '.join(missing)}, which failed or was not built"
+            location = self.lake.store.url(self.lake.table_dir(step.table))
+            self.add(TableResult(step.table, contract.zone, "skipped", None, 0.0, location, reason))
+            self.say(f"{step.table}: skipped ({reason})")
+            return
+        self.build_and_check(index, contract, keywords, built_from, inputs, started)
+
+    def step_inputs(
+        self, step: Step, landing_ids: dict[str, str]
+    ) -> tuple[tuple[dict[str, Any], ...], dict[str, str | None]]:
+        """What the step reads, as its manifest records it (each landing file, each input table's content),
+        and each input's identity for the fingerprint (None: an input that failed or was not built)."""
         inputs: list[dict[str, Any]] = []
         input_ids: dict[str, str | None] = {}
         for name in step.inputs:
@@ -446,46 +385,34 @@ class _Run:
             else:
                 input_ids[name] = self.content.get(name)
                 inputs.append({"table": name, "content_sha256": self.content.get(name)})
-        missing = [name for name, known in input_ids.items() if known is None]
-        if not missing:
-            keywords = {name: getattr(self.options, name) for name in step.options}
-            built_from = fingerprint(step.table, contract.sha256, code_fingerprint(), keywords, input_ids)
-            unchanged = self.up_to_date(step.table, pointer, built_from)
-            if unchanged is not None:
-                self.add(replace(unchanged, inputs=tuple(inputs)))
-                self.say(f"{step.table}: up to date ({unchanged.rows} rows, {unchanged.version})")
-                return
-            frames = {name: self.frame(name) for name in step.inputs}
-            missing = [name for name, frame in frames.items() if frame is None]
-        if missing:
-            reason = f"not built: needs {', '.join(missing)}, which failed or was not built"
-            self.add(TableResult(step.table, contract.zone, "skipped", None, 0.0, location, reason))
-            self.say(f"{step.table}: skipped ({reason})")
-            return
+        return tuple(inputs), input_ids
+
+    def build_and_check(
+        self,
+        index: int,
+        contract: Contract,
+        keywords: dict[str, Any],
+        built_from: str,
+        inputs: tuple[dict[str, Any], ...],
+        started: float,
+    ) -> None:
+        """Build the step's table, check its rows, stage it if they pass, then check the rules relating it
+        to its inputs, holding no frame a later step does not need."""
+        step = self.steps[index]
+        frames = {name: self.frame(name) for name in step.inputs}
         frame = build_in_parts(step, [frames[i] for i in step.inputs], keywords)  # type: ignore[misc]
         waive = self.options.waived(step.table)
         rows = check_rows(frame, contract, failure_cases(frame, contract, "error", waive), waive=waive)
         staged = self.stage(step.table, frame, built_from) if rows.ok else None
-        # The SQL rules, which relate the table to its inputs, run last. A table no later step needs (this
-        # one, or an input at its last use) is read back from the Parquet staged for it, and its frame is
-        # freed first: at scale 100 the machine-learning table and the trusted readings are 0.45 GB, which
-        # the consent check's anti-join would otherwise be added to.
-        finished = {name for name in step.inputs if self.last_use[name] == index}
-        if step.table not in self.last_use:
-            finished.add(step.table)
-        versions = {s.pointer.table: s for s in self.staged} | ({step.table: staged} if staged else {})
-        tables: dict[str, pl.DataFrame | pl.LazyFrame] = {**frames, step.table: frame}  # type: ignore[dict-item]
-        for name in finished & versions.keys():
-            tables[name] = versions[name].scan()
-            self.frames.pop(name, None)
+        tables, finished = self.relation_inputs(index, frames, frame, staged)  # type: ignore[arg-type]
         height = frame.height
         self.input_rows = {name: part.height for name, part in frames.items() if part is not None}
         kept = None if step.table in finished else frame
-        del frames, frame
+        del frames, frame  # the relation rules below may need the memory they hold
         report = check_relations(rows, contract, tables, waive)
         del tables
         outcome = self.staged_result(
-            step.table, contract.zone, height, report, staged, built_from, tuple(inputs), started
+            step.table, contract.zone, height, report, staged, built_from, inputs, started
         )
         self.add(outcome)
         if outcome.status == "published":
@@ -494,6 +421,26 @@ class _Run:
             self.say(f"{step.table}: {height} rows ({outcome.seconds:.2f}s)")
         else:
             self.say(f"{step.table}: FAILED its contract: {outcome.reason}")
+
+    def relation_inputs(
+        self, index: int, frames: dict[str, pl.DataFrame], frame: pl.DataFrame, staged: Staged | None
+    ) -> tuple[dict[str, pl.DataFrame | pl.LazyFrame], set[str]]:
+        """The tables the step's SQL rules read, and which of them no later step needs.
+
+        Those are read back from the Parquet staged for them and their frames are freed first: at scale
+        100 the machine-learning table and the trusted readings are 0.45 GB, which the consent check's
+        anti-join would otherwise be added to.
+        """
+        step = self.steps[index]
+        finished = {name for name in step.inputs if self.last_use[name] == index}
+        if step.table not in self.last_use:
+            finished.add(step.table)
+        versions = {s.pointer.table: s for s in self.staged} | ({step.table: staged} if staged else {})
+        tables: dict[str, pl.DataFrame | pl.LazyFrame] = {**frames, step.table: frame}
+        for name in finished & versions.keys():
+            tables[name] = versions[name].scan()
+            self.frames.pop(name, None)
+        return tables, finished
 
     def stage(self, table: str, frame: pl.DataFrame, built_from: str) -> Staged:
         """The table's next version, in memory: published only if the table passes its whole contract."""

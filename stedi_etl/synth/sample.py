@@ -25,7 +25,7 @@ from typing import Any, get_args
 from stedi_etl.contracts import datasets as dataset_names
 from stedi_etl.contracts import load_contract
 from stedi_etl.errors import UsageError
-from stedi_etl.lake.storage import Store
+from stedi_etl.lake.storage import Store, open_store
 from stedi_etl.landing.read import Reason, is_hidden, landing_dir
 from stedi_etl.wording import plural
 
@@ -642,7 +642,7 @@ def expected_tables(
 def output_store(out: str, *, force: bool, endpoint_url: str | None = None) -> Store:
     """The store to generate into, refused when it already holds files unless ``force``: another seed or
     size written over earlier output would silently change every count that was expected of it."""
-    store = Store(out, endpoint_url=endpoint_url)
+    store = open_store(out, endpoint_url=endpoint_url)
     if store.is_file(store.path()):
         raise UsageError(f"{out} is a file, not a folder")
     held = len(store.files(store.path()))
