@@ -58,6 +58,20 @@ def _reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _lake_option(help_text: str = "Lake root: a folder or s3://bucket/prefix.") -> Callable[[F], F]:
+    return click.option("--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help=help_text)
+
+
+def _landing_option(read_for: str) -> Callable[[F], F]:
+    """--landing for commands that read it; without it they read the landing the lake was built from."""
+    return click.option(
+        "--landing",
+        metavar="URI",
+        help=f"Landing root {read_for}; default: the landing the lake was built from (the bundled sample "
+        "for a new lake).",
+    )
+
+
 def _s3_endpoint_option(command: F) -> F:
     return click.option(
         "--s3-endpoint-url",
@@ -114,19 +128,8 @@ def _run_options(command: F) -> F:
         show_default=True,
         help="Pair readings of the same customer, or of any customer at that instant (the rubric's join).",
     )(command)
-    command = click.option(
-        "--lake",
-        default=DEFAULT_LAKE,
-        show_default=True,
-        metavar="URI",
-        help="Lake root: a folder or s3://bucket/prefix.",
-    )(command)
-    return click.option(
-        "--landing",
-        metavar="URI",
-        help="Landing root holding <dataset>/landing/ folders; default: the landing the lake was built "
-        "from (the bundled sample for a new lake).",
-    )(command)
+    command = _lake_option()(command)
+    return _landing_option("holding <dataset>/landing/ folders")(command)
 
 
 @main.command("run-all")
@@ -143,30 +146,9 @@ def _run_options(command: F) -> F:
 @_s3_endpoint_option
 @_output_options
 @_reports_errors
-def run_all(
-    landing: str | None,
-    lake: str,
-    ml_join: str,
-    consent_cutoff: bool,
-    full_refresh: bool,
-    wait: float,
-    show_progress: bool | None,
-    report_path: str | None,
-    s3_endpoint_url: str | None,
-    quiet: bool,
-    as_json: bool,
-) -> None:
+def run_all(report_path: str | None, **options: Any) -> None:
     """Build every table of the lake that is out of date (all with --full-refresh) from the landing data."""
-    _run(
-        None,
-        landing,
-        lake,
-        RunFlags(ml_join, consent_cutoff, full_refresh, wait, show_progress),
-        s3_endpoint_url,
-        quiet,
-        as_json,
-        report_path=report_path,
-    )
+    _run(None, RunArgs(**options), report_path=report_path)
 
 
 class _RunCommand(click.Command):
@@ -186,55 +168,39 @@ class _RunCommand(click.Command):
 @_s3_endpoint_option
 @_output_options
 @_reports_errors
-def run_tables(
-    tables: tuple[str, ...],
-    landing: str | None,
-    lake: str,
-    ml_join: str,
-    consent_cutoff: bool,
-    full_refresh: bool,
-    wait: float,
-    show_progress: bool | None,
-    s3_endpoint_url: str | None,
-    quiet: bool,
-    as_json: bool,
-) -> None:
+def run_tables(tables: tuple[str, ...], **options: Any) -> None:
     """Build the named TABLES and the tables they need, where out of date.
 
     Landing tables are read, not built: check them with `stedi-etl validate --landing URI`.
     """
-    flags = RunFlags(ml_join, consent_cutoff, full_refresh, wait, show_progress)
-    _run(tables, landing, lake, flags, s3_endpoint_url, quiet, as_json)
+    _run(tables, RunArgs(**options))
 
 
 @dataclass(frozen=True)
-class RunFlags:
+class RunArgs:
+    """The options `run-all` and `run` share, as click passes them."""
+
+    landing: str | None
+    lake: str
     ml_join: str
     consent_cutoff: bool
     full_refresh: bool
     wait: float
-    show_progress: bool | None = None  # None: when stderr is a terminal
+    show_progress: bool | None  # None: when stderr is a terminal
+    s3_endpoint_url: str | None
+    quiet: bool
+    as_json: bool
 
 
-def _run(
-    tables: tuple[str, ...] | None,
-    landing: str | None,
-    lake: str,
-    flags: RunFlags,
-    s3_endpoint_url: str | None,
-    quiet: bool,
-    as_json: bool,
-    *,
-    report_path: str | None = None,
-) -> None:
+def _run(tables: tuple[str, ...] | None, args: RunArgs, *, report_path: str | None = None) -> None:
     from stedi_etl.render.progress import TerminalMeter
     from stedi_etl.run.progress import NO_METER, Meter
     from stedi_etl.run.runner import RunOptions, run
 
     started = time.perf_counter()
-    wanted = flags.show_progress
+    wanted = args.show_progress
     if wanted is None:
-        wanted = not (quiet or as_json) and sys.stderr.isatty()
+        wanted = not (args.quiet or args.as_json) and sys.stderr.isatty()
     meter: Meter = TerminalMeter() if wanted else NO_METER
 
     def progress(message: str) -> None:
@@ -245,27 +211,29 @@ def _run(
             click.echo(line, err=True)
 
     result = run(
-        landing,
-        lake,
+        args.landing,
+        args.lake,
         tables=tables,
-        options=RunOptions(ml_join=flags.ml_join, consent_cutoff=flags.consent_cutoff),  # type: ignore[arg-type]
-        endpoint_url=s3_endpoint_url,
-        progress=None if quiet or as_json else progress,
-        full_refresh=flags.full_refresh,
-        wait=flags.wait,
+        options=RunOptions(ml_join=args.ml_join, consent_cutoff=args.consent_cutoff),  # type: ignore[arg-type]
+        endpoint_url=args.s3_endpoint_url,
+        progress=None if args.quiet or args.as_json else progress,
+        full_refresh=args.full_refresh,
+        wait=args.wait,
         meter=meter,
     )
-    if as_json:
+    if args.as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
-    elif not quiet:
+    elif not args.quiet:
         click.echo(render_run(result))
     for failed in result.failed:
         click.echo(f"error: {failed.table} {failed.status}: {failed.reason}", err=True)
     if report_path:
         from stedi_etl.render.report import write_report
 
-        written = write_report(lake, report_path, landing=result.landing, endpoint_url=s3_endpoint_url)
-        if not quiet:
+        written = write_report(
+            args.lake, report_path, landing=result.landing, endpoint_url=args.s3_endpoint_url
+        )
+        if not args.quiet:
             click.echo(f"report {written.output} ({written.bytes / 1024:.0f} KiB)", err=True)
     sys.exit(0 if result.ok else 1)
 
@@ -480,9 +448,7 @@ def land(source_dir: str, landing: str, s3_endpoint_url: str | None, quiet: bool
 
 
 @main.command()
-@click.option(
-    "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake root: a folder or s3://..."
-)
+@_lake_option()
 @click.option("--last", type=click.IntRange(min=1), metavar="N", help="Only the N most recent runs.")
 @_s3_endpoint_option
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON on stdout.")
@@ -547,14 +513,8 @@ def _where(contract: Any) -> str:
 
 @main.command()
 @click.argument("sql", metavar="SQL")
-@click.option(
-    "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake root: a folder or s3://..."
-)
-@click.option(
-    "--landing",
-    metavar="URI",
-    help="Landing root for the *_landing tables; default: the landing the lake was built from.",
-)
+@_lake_option()
+@_landing_option("for the *_landing tables")
 @click.option(
     "--format",
     "fmt",
@@ -585,9 +545,7 @@ def query(
 
 
 @main.command()
-@click.option(
-    "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake root: a folder or s3://..."
-)
+@_lake_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON on stdout.")
 @_s3_endpoint_option
 @_reports_errors
@@ -604,18 +562,8 @@ def catalog(lake: str, as_json: bool, s3_endpoint_url: str | None) -> None:
 
 @main.command()
 @click.argument("tables", nargs=-1)
-@click.option(
-    "--lake",
-    default=DEFAULT_LAKE,
-    show_default=True,
-    metavar="URI",
-    help="Lake whose pointers name each table's current version.",
-)
-@click.option(
-    "--landing",
-    metavar="URI",
-    help="Landing root, for the landing tables' LOCATION; default: the landing the lake was built from.",
-)
+@_lake_option("Lake whose pointers name each table's current version.")
+@_landing_option("for the landing tables' LOCATION")
 @click.option(
     "--location",
     metavar="PREFIX",
@@ -647,14 +595,8 @@ def ddl(
 
 
 @main.command()
-@click.option(
-    "--landing",
-    metavar="URI",
-    help="Landing root to profile; default: the landing --lake was built from (or the bundled sample).",
-)
-@click.option(
-    "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake whose landing to profile."
-)
+@_landing_option("to profile")
+@_lake_option("Lake whose landing to profile.")
 @click.option(
     "--top", type=click.IntRange(0, 1000), default=5, show_default=True, help="Worst offenders shown."
 )
@@ -685,14 +627,8 @@ def profile(
 
 
 @main.command()
-@click.option(
-    "--lake", default=DEFAULT_LAKE, show_default=True, metavar="URI", help="Lake root: a folder or s3://..."
-)
-@click.option(
-    "--landing",
-    metavar="URI",
-    help="Landing root for the funnel and profile; default: the landing the lake was built from.",
-)
+@_lake_option()
+@_landing_option("for the funnel and profile")
 @click.option(
     "--output",
     "-o",

@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 from stedi_etl.contracts import datasets as dataset_names
 from stedi_etl.errors import UsageError
-from stedi_etl.lake.storage import open_store
-from stedi_etl.landing.read import is_hidden, landing_dir
+from stedi_etl.lake.storage import is_hidden, open_store
+from stedi_etl.landing.read import landing_dir
 from stedi_etl.wording import plural
 
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")

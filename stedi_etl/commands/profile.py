@@ -154,7 +154,7 @@ def profile_landing(
     store = open_store(choose_landing(the_lake, landing).uri, endpoint_url=endpoint_url)
     listings = require_landing(store, dataset_names())
     reads = {d: read_landing(store, d, listings[d]) for d in dataset_names()}
-    return profile_reads(store.url(store.path()), reads, top=top, show_personal=show_personal)
+    return profile_reads(store.location, reads, top=top, show_personal=show_personal)
 
 
 def profile_reads(

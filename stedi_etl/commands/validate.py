@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def validate_landing(uri: str, *, endpoint_url: str | None = None) -> ValidationResult:
     """Read every landing dataset under ``uri`` as a run would; report contract failures and rejects."""
     from stedi_etl.contracts import datasets as dataset_names
-    from stedi_etl.landing.read import read_landing, require_landing
+    from stedi_etl.landing.read import landing_dir, read_landing, require_landing
 
     store = open_store(uri, endpoint_url=endpoint_url)
     listings = require_landing(store, dataset_names())
@@ -31,7 +31,7 @@ def validate_landing(uri: str, *, endpoint_url: str | None = None) -> Validation
     quarantined = {}
     for dataset in dataset_names():
         read = read_landing(store, dataset, listings[dataset])
-        reports.append(replace(read.report, source=store.url(store.path(dataset, "landing"))))
+        reports.append(replace(read.report, source=store.url(landing_dir(store, dataset))))
         quarantined[dataset] = read.quarantined_by_reason()
     return ValidationResult(tuple(reports), quarantined)
 
@@ -70,26 +70,11 @@ def _validate_path(contract: Contract, uri: str, endpoint_url: str | None) -> Va
 
     import polars as pl
 
-    from stedi_etl.errors import UsageError
-    from stedi_etl.lake.tables import POINTER, Pointer
-    from stedi_etl.landing.read import is_hidden, parse_file
+    from stedi_etl.lake.tables import data_files
+    from stedi_etl.landing.read import parse_file
 
     store = open_store(uri, endpoint_url=endpoint_url)
-    root = store.path()
-    if not store.exists(root):
-        raise UsageError(f"no such file or folder: {uri}")
-    if store.isdir(root):
-        pointer_path = store.path(POINTER)
-        pointer_json = store.read_if_exists(pointer_path)
-        if pointer_json is not None:
-            pointer = Pointer.from_json(pointer_json, store.url(pointer_path))
-            files = [store.path(name) for name in pointer.files]
-        else:
-            files = [p for p in store.files(root) if not is_hidden(store.relative(p))]
-        if not files:
-            raise UsageError(f"no data files in {uri}")
-    else:
-        files = [root]
+    files = data_files(store)
     frames = []
     rejected = []
     for path, data in store.read_many(files).items():

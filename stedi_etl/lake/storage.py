@@ -218,6 +218,11 @@ class Store:
             return path
         return f"{self.protocol}://{path}"
 
+    @property
+    def location(self) -> str:
+        """The root as users write it, absolute: s3://bucket/prefix or /a/local/folder."""
+        return self.url(self.root)
+
     def relative(self, path: str) -> str:
         return path[len(self.root) :].lstrip("/") if path.startswith(self.root) else path
 
@@ -476,6 +481,11 @@ def _possible_etags(data: bytes, etag: str) -> set[str]:
         )
         found.add(f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{parts}")
     return found
+
+
+def is_hidden(relative: str) -> bool:
+    """Spark and Athena skip names starting with "." or "_"; so does stedi-etl."""
+    return any(part.startswith((".", "_")) for part in relative.strip("/").split("/") if part)
 
 
 def open_store(uri: str, *, endpoint_url: str | None = None) -> Store:

@@ -41,7 +41,7 @@ from stedi_etl.contracts import (
     table_contract,
 )
 from stedi_etl.errors import LakeError, StorageError, UsageError
-from stedi_etl.lake.storage import Store, normal_uri, open_store
+from stedi_etl.lake.storage import Store, is_hidden, normal_uri, open_store
 
 if TYPE_CHECKING:
     import polars as pl
@@ -344,6 +344,25 @@ def choose_landing(lake: Lake | None, given: str | None) -> LandingChoice:
     if recorded is not None:
         return LandingChoice(recorded, "recorded", recorded)
     return LandingChoice(sample_landing(), "sample")
+
+
+def data_files(store: Store) -> list[str]:
+    """The data files at a store's root: the file itself, a table version's files as its pointer names
+    them, or every file of a folder that is not hidden."""
+    root = store.path()
+    if not store.exists(root):
+        raise UsageError(f"no such file or folder: {store.uri}")
+    if not store.isdir(root):
+        return [root]
+    pointer_path = store.path(POINTER)
+    pointer_json = store.read_if_exists(pointer_path)
+    if pointer_json is not None:
+        files = [store.path(name) for name in Pointer.from_json(pointer_json, store.url(pointer_path)).files]
+    else:
+        files = [p for p in store.files(root) if not is_hidden(store.relative(p))]
+    if not files:
+        raise UsageError(f"no data files in {store.uri}")
+    return files
 
 
 def read_table(lake: str, table: str, *, endpoint_url: str | None = None) -> pl.DataFrame:

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from stedi_etl.checks.rules import ValidationReport, check_frame, failure_cases, report_from
 from stedi_etl.contracts import INT64_MAX, INT64_MIN, MASK, Column, Contract, landing_table, load_contract
 from stedi_etl.errors import LandingError, UsageError
-from stedi_etl.lake.storage import FileInfo, Store
+from stedi_etl.lake.storage import FileInfo, Store, is_hidden
 from stedi_etl.landing.memory import buffers_reused
 
 if TYPE_CHECKING:
@@ -194,11 +194,6 @@ def _batches(paths: list[str], listed: dict[str, FileInfo], limit: int) -> Itera
         size += listed[path].size
     if batch:
         yield batch
-
-
-def is_hidden(relative: str) -> bool:
-    """Spark and Athena skip names starting with "." or "_"; so does stedi-etl."""
-    return any(part.startswith((".", "_")) for part in relative.strip("/").split("/") if part)
 
 
 def _decompress(path: str, data: bytes, source: str) -> bytes:

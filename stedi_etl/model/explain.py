@@ -44,19 +44,17 @@ def duplicates(frame: pl.DataFrame) -> int:
     return frame.height - frame.n_unique()
 
 
+def filtered(reason: str, source: pl.DataFrame, kept: pl.DataFrame) -> Explained:
+    """A filter's explanation: the rows it dropped for ``reason``, then the repeats among those it kept."""
+    return (Loss(reason, source.height - kept.height), Loss("duplicates", duplicates(kept))), None, ()
+
+
 def customer_trusted(customers: pl.DataFrame, *, options: Mapping[str, Any]) -> Explained:
     """transforms.customer_trusted: consenting records, distinct."""
     import polars as pl
 
     consenting = customers.filter(pl.col("shareWithResearchAsOfDate").is_not_null())
-    return (
-        (
-            Loss("no_consent", customers.height - consenting.height),
-            Loss("duplicates", duplicates(consenting)),
-        ),
-        None,
-        (),
-    )
+    return filtered("no_consent", customers, consenting)
 
 
 def accelerometer_trusted(
@@ -86,14 +84,7 @@ def customer_curated(
     with_readings = customers.join(
         readings.select("user").unique(), left_on="email", right_on="user", how="semi"
     )
-    return (
-        (
-            Loss("no_readings", customers.height - with_readings.height),
-            Loss("duplicates", duplicates(with_readings)),
-        ),
-        None,
-        (),
-    )
+    return filtered("no_readings", customers, with_readings)
 
 
 def step_trainer_trusted(
@@ -101,14 +92,7 @@ def step_trainer_trusted(
 ) -> Explained:
     """transforms.step_trainer_trusted: readings of a curated customer's device, distinct."""
     owned = readings.join(customers.select("serialNumber").unique(), on="serialNumber", how="semi")
-    return (
-        (
-            Loss("no_curated_serial", readings.height - owned.height),
-            Loss("duplicates", duplicates(owned)),
-        ),
-        None,
-        (),
-    )
+    return filtered("no_curated_serial", readings, owned)
 
 
 def machine_learning_curated(

@@ -173,7 +173,7 @@ def build_report(
         {t.table: t.rows for t in catalog.tables},
         options,
     )
-    landing_url = store.url(store.path())
+    landing_url = store.location
     return Report(
         lake=the_lake.uri,
         landing=landing_url,

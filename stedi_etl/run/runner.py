@@ -19,9 +19,9 @@ from stedi_etl.checks.rules import CheckFailure, check_frame, check_relations, c
 from stedi_etl.contracts import Contract, landing_table, landing_tables, load_contract, quarantine_table
 from stedi_etl.errors import StediError, UsageError
 from stedi_etl.lake.lock import LakeLock, acquire
-from stedi_etl.lake.storage import FileInfo, Store, open_store
+from stedi_etl.lake.storage import FileInfo, Store, is_hidden, open_store
 from stedi_etl.lake.tables import Lake, LandingChoice, Pointer, Staged, choose_landing, elapsed, new_run_id
-from stedi_etl.landing.read import LandingRead, is_hidden, landing_dir, read_landing, require_landing
+from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
 from stedi_etl.run.parts import PART_ROWS, build_in_parts
 from stedi_etl.run.progress import NO_METER, Meter
@@ -253,7 +253,7 @@ class _Run:
             publish_started = time.perf_counter()
             self.lake.publish(self.staged, unchanged)
             if self.staged:  # the lake's tables now come (at least in part) from this landing
-                self.lake.record_landing(self.landing_store.url(self.landing_store.path()), self.run_id)
+                self.lake.record_landing(self.landing_store.location, self.run_id)
             self.result = replace(self.result, timings={"publish": elapsed(publish_started)})
             if self.staged:
                 self.say(f"published {len(self.staged)} versions ({elapsed(publish_started):.2f}s)")

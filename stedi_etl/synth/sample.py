@@ -25,8 +25,8 @@ from typing import Any, get_args
 from stedi_etl.contracts import datasets as dataset_names
 from stedi_etl.contracts import load_contract
 from stedi_etl.errors import UsageError
-from stedi_etl.lake.storage import Store, open_store
-from stedi_etl.landing.read import Reason, is_hidden, landing_dir
+from stedi_etl.lake.storage import Store, is_hidden, open_store
+from stedi_etl.landing.read import Reason, landing_dir
 from stedi_etl.wording import plural
 
 # 2022-06-18, when the STEDI releases were recorded; a constant so no output depends on the clock.

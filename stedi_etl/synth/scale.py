@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from stedi_etl.contracts import datasets as dataset_names
 from stedi_etl.errors import UsageError
-from stedi_etl.landing.read import is_hidden, landing_dir
+from stedi_etl.lake.storage import is_hidden
+from stedi_etl.landing.read import landing_dir
 from stedi_etl.synth.sample import (
     BASE_MS,
     DAY_MS,
