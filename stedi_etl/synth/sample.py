@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
@@ -26,7 +25,8 @@ from stedi_etl.contracts import datasets as dataset_names
 from stedi_etl.contracts import load_contract
 from stedi_etl.errors import UsageError
 from stedi_etl.lake.storage import Store, is_hidden, open_store
-from stedi_etl.landing.read import Reason, landing_dir
+from stedi_etl.landing.read import Reason, landing_contract, landing_dir
+from stedi_etl.synth.oracle import expected_tables, frame_of
 from stedi_etl.wording import plural
 
 # 2022-06-18, when the STEDI releases were recorded; a constant so no output depends on the clock.
@@ -94,6 +94,15 @@ class DatasetCounts:
     def quarantined_total(self) -> int:
         return sum(self.quarantined.values())
 
+    def line(self, width: int) -> str:
+        """One summary line: files, records, rows, exact duplicates and what goes to the quarantine."""
+        reasons = ", ".join(f"{n} {r}" for r, n in self.quarantined.items() if n)
+        return (
+            f"  {self.dataset:<14}{plural(len(self.files), 'file'):>{width}} "
+            f"{self.records:>{width}} records: {self.rows} rows ({self.duplicates} exact duplicates), "
+            f"{self.quarantined_total} to quarantine" + (f" ({reasons})" if reasons else "")
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "files": list(self.files),
@@ -136,14 +145,7 @@ class GenerateResult:
         """A short text: files, records and defects per dataset, and the table sizes to expect."""
         wrote = plural(len(self.files), "file")
         lines = [f"wrote {wrote} of STEDI landing data under {self.out} (seed {self.seed})"]
-        for name, counts in self.datasets.items():
-            reasons = ", ".join(f"{n} {r}" for r, n in counts.quarantined.items() if n)
-            lines.append(
-                f"  {name:<14}{plural(len(counts.files), 'file'):>8} {counts.records:>6} records: "
-                f"{counts.rows} rows "
-                f"({counts.duplicates} exact duplicates), {counts.quarantined_total} to quarantine"
-                + (f" ({reasons})" if reasons else "")
-            )
+        lines.extend(counts.line(8) for counts in self.datasets.values())
         lines.append("defects:")
         # One line per file and kind: a re-sent upload is twenty duplicates, not twenty lines of output.
         grouped: dict[tuple[str, str], list[Defect]] = {}
@@ -605,37 +607,6 @@ def _step_files(rng: random.Random, customers: list[_Customer]) -> tuple[list[_F
     return files, len(unknown)
 
 
-# --- expectations -------------------------------------------------------------------------------------------
-
-
-def expected_tables(
-    customers: Iterable[tuple[Any, ...]],
-    readings: Iterable[tuple[Any, ...]],
-    steps: Iterable[tuple[Any, ...]],
-) -> dict[str, int]:
-    """Row counts of every table for these good landing rows, by the definitions of the zone issue."""
-    trusted = {c for c in set(customers) if c[RESEARCH] is not None}
-    consenting = {c[EMAIL] for c in trusted}
-    accelerometer = {r for r in set(readings) if r[0] in consenting}
-    users = {r[0] for r in accelerometer}
-    curated = {c for c in trusted if c[EMAIL] in users}
-    owners: dict[str, set[str]] = defaultdict(set)
-    for c in curated:
-        owners[c[SERIAL]].add(c[EMAIL])
-    step_trusted = {s for s in set(steps) if s[1] in owners}
-    axes: dict[tuple[str, int], set[tuple[Any, ...]]] = defaultdict(set)
-    for r in accelerometer:
-        axes[(r[0], r[1])].add(r[2:])
-    paired = {(*s, *xyz) for s in step_trusted for email in owners[s[1]] for xyz in axes[(email, s[0])]}
-    return {
-        "customer_trusted": len(trusted),
-        "accelerometer_trusted": len(accelerometer),
-        "customer_curated": len(curated),
-        "step_trainer_trusted": len(step_trusted),
-        "machine_learning_curated": len(paired),
-    }
-
-
 # --- the entry point ----------------------------------------------------------------------------------------
 
 
@@ -750,6 +721,8 @@ def generate(
         files=tuple(uri for d in dataset_names() for uri in written[d]),
         datasets=counts,
         people=summary,
-        expected_tables=expected_tables(good["customer"], good["accelerometer"], good["step_trainer"]),
+        expected_tables=expected_tables(
+            *(frame_of(good[d], landing_contract(d).column_names) for d in dataset_names())
+        ),
         defects=tuple(defects),
     )

@@ -28,6 +28,7 @@ from stedi_etl.contracts import datasets as dataset_names
 from stedi_etl.errors import UsageError
 from stedi_etl.lake.storage import is_hidden
 from stedi_etl.landing.read import landing_dir
+from stedi_etl.synth.oracle import expected_tables
 from stedi_etl.synth.sample import (
     BASE_MS,
     DAY_MS,
@@ -151,14 +152,7 @@ class ScaledResult:
             "scale "
             f"{self.scale:g}, {kind}, under {self.out} (seed {self.seed}, {self.seconds:.1f}s)"
         ]
-        for name, counts in self.datasets.items():
-            reasons = ", ".join(f"{n} {r}" for r, n in counts.quarantined.items())
-            lines.append(
-                f"  {name:<14}{plural(len(counts.files), 'file'):>10} {counts.records:>10} records: "
-                f"{counts.rows} rows "
-                f"({counts.duplicates} exact duplicates), {counts.quarantined_total} to quarantine"
-                + (f" ({reasons})" if reasons else "")
-            )
+        lines.extend(counts.line(10) for counts in self.datasets.values())
         p = self.people
         lines.append(
             f"people: {p['customers']} customers, {p['consenting']} consenting, {p['with_readings']} with "
@@ -502,37 +496,6 @@ def generate_scaled(
         bytes=total_bytes,
         datasets=counts,
         people=people,
-        expected_tables=_expected_tables(customers, instants),
+        expected_tables=expected_tables(*frames.values()),
         seconds=round(time.perf_counter() - started, 3),
     )
-
-
-def _expected_tables(customers: pl.DataFrame, instants: pl.DataFrame) -> dict[str, int]:
-    """Every table's row count, from per-customer facts rather than from the rows.
-
-    Exact copies collapse, a re-registration is a second distinct record, every reading of an active customer
-    has its device's reading at its instant, and the two customers sharing a device never report the same
-    instant (their parity differs), so each trusted reading pairs with exactly one Step Trainer reading.
-    """
-    import polars as pl
-
-    per_customer = instants.group_by("i").agg(
-        pl.col("readings").sum().alias("reading_count"), pl.len().alias("step_count")
-    )
-    people = customers.join(per_customer, on="i", how="left").with_columns(
-        pl.col("reading_count", "step_count").fill_null(0),
-        records=pl.lit(1) + pl.col("reregistered").cast(pl.Int64),
-    )
-    trusted = people.filter("consenting")
-    curated = trusted.filter(pl.col("reading_count") > 0)
-    curated_serials = curated.get_column("serialNumber").unique()
-    accelerometer = int(trusted["reading_count"].sum())
-    return {
-        "customer_trusted": int(trusted["records"].sum()),
-        "accelerometer_trusted": accelerometer,
-        "customer_curated": int(curated["records"].sum()),
-        "step_trainer_trusted": int(
-            people.filter(pl.col("serialNumber").is_in(curated_serials.implode()))["step_count"].sum()
-        ),
-        "machine_learning_curated": accelerometer,
-    }
