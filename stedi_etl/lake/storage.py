@@ -34,6 +34,9 @@ from stedi_etl.errors import StorageError
 S3_PROTOCOLS = ("s3", "s3a")
 S3_CALL_ATTEMPTS = 2  # s3fs's retries around botocore's (see above)
 _CONCURRENT_WRITES = 16
+# deltalake's deadlines per S3 request (its own client, object_store; botocore's come from the AWS chain).
+_TABLE_TIMEOUT_S = 60
+_TABLE_CONNECT_TIMEOUT_S = 10
 
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ACCESS_KEY_ID")
 _SECRET_PATTERNS = (
@@ -135,6 +138,22 @@ def _client_defaults(session: Any, endpoint_url: str | None) -> dict[str, str]:
     }
 
 
+def _resolved_identity(fs: Any) -> tuple[Any, str | None]:
+    """The frozen credentials (or None) and the region the AWS chain resolves for an s3fs filesystem."""
+    from fsspec.asyn import sync
+
+    async def resolve() -> tuple[Any, str | None]:
+        client = await fs.set_session()
+        credentials = await fs.session.get_credentials()
+        frozen = None if credentials is None else await credentials.get_frozen_credentials()
+        return frozen, client.meta.region_name
+
+    try:
+        return sync(fs.loop, resolve)
+    except Exception:
+        return None, None  # the first request says what is wrong with the configuration
+
+
 def _remember_credentials(fs: Any) -> None:
     """Add the credentials the AWS chain resolves for ``fs`` to what redact() removes (best effort)."""
     from fsspec.asyn import sync
@@ -194,6 +213,7 @@ class Store:
 
         self.uri = uri.rstrip("/") or uri
         self.protocol = protocol_of(uri)
+        self.endpoint_url = endpoint_url or None
         try:
             if self.protocol in S3_PROTOCOLS:
                 self.fs = _s3_filesystem(endpoint_url or None, _aws_environment(), os.getpid())
@@ -222,6 +242,36 @@ class Store:
     def location(self) -> str:
         """The root as users write it, absolute: s3://bucket/prefix or /a/local/folder."""
         return self.url(self.root)
+
+    def table_uri(self, path: str) -> str:
+        """``path`` as deltalake names a table: s3://bucket/key, or the local folder."""
+        return f"s3://{path}" if self.protocol in S3_PROTOCOLS else self.url(path)
+
+    def table_options(self) -> dict[str, str]:
+        """deltalake's storage options for this store, from the AWS configuration s3fs uses.
+
+        deltalake talks to S3 through its own client, which reads neither profiles nor botocore's config
+        files; so it gets the credentials and region the AWS chain resolved for s3fs and the endpoint s3fs
+        was given: both libraries act as one identity on one endpoint. Every request has a deadline.
+        """
+        if self.protocol not in S3_PROTOCOLS:
+            return {}
+        options = {"timeout": f"{_TABLE_TIMEOUT_S}s", "connect_timeout": f"{_TABLE_CONNECT_TIMEOUT_S}s"}
+        endpoint = (
+            self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        )
+        if endpoint:
+            options["AWS_ENDPOINT_URL"] = endpoint
+            if endpoint.startswith("http://"):
+                options["AWS_ALLOW_HTTP"] = "true"
+        credentials, region = _resolved_identity(self.fs)
+        options["AWS_REGION"] = region or "us-east-1"
+        if credentials is not None:
+            options["AWS_ACCESS_KEY_ID"] = credentials.access_key
+            options["AWS_SECRET_ACCESS_KEY"] = credentials.secret_key
+            if credentials.token:
+                options["AWS_SESSION_TOKEN"] = credentials.token
+        return options
 
     def relative(self, path: str) -> str:
         return path[len(self.root) :].lstrip("/") if path.startswith(self.root) else path
