@@ -98,6 +98,15 @@ def main() -> None:
 
 def _run_options(command: F) -> F:
     command = click.option(
+        "--retention-hours",
+        type=click.FloatRange(min=0),
+        default=168,
+        show_default=True,
+        metavar="HOURS",
+        help="Keep files a table no longer needs this long, so its earlier versions stay readable; then "
+        "vacuum them.",
+    )(command)
+    command = click.option(
         "--progress/--no-progress",
         "show_progress",
         default=None,
@@ -187,6 +196,7 @@ class RunArgs:
     full_refresh: bool
     wait: float
     show_progress: bool | None  # None: when stderr is a terminal
+    retention_hours: float
     s3_endpoint_url: str | None
     quiet: bool
     as_json: bool
@@ -220,6 +230,7 @@ def _run(tables: tuple[str, ...] | None, args: RunArgs, *, report_path: str | No
         full_refresh=args.full_refresh,
         wait=args.wait,
         meter=meter,
+        retention_hours=args.retention_hours,
     )
     if args.as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
@@ -470,6 +481,23 @@ def runs(lake: str, last: int | None, s3_endpoint_url: str | None, as_json: bool
         click.echo(f"{r.run_id:<30}{r.status:<13}{r.started_at or '-':<31}{seconds:>8}  {r.counts}")
         if r.error:
             click.echo(f"  {r.error}")
+
+
+@main.command()
+@click.argument("tables", nargs=-1)
+@_lake_option()
+@_s3_endpoint_option
+@click.option("--json", "as_json", is_flag=True, help="Print the versions as JSON on stdout.")
+@_reports_errors
+def history(tables: tuple[str, ...], lake: str, s3_endpoint_url: str | None, as_json: bool) -> None:
+    """Every Delta version of TABLES (default: all), newest first: time, operation, rows, run."""
+    from stedi_etl.commands.history import table_history
+
+    result = table_history(lake, tables, endpoint_url=s3_endpoint_url)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(result.summary())
 
 
 @main.command()

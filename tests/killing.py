@@ -15,6 +15,7 @@ DRIVER = textwrap.dedent(
     """
     import os, signal, sys, threading
     from stedi_etl.run import runner as pipeline
+    from stedi_etl.lake import delta
     from stedi_etl.lake.storage import Store
 
     landing, lake, kill_at, half_written = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "half"
@@ -39,7 +40,20 @@ DRIVER = textwrap.dedent(
             original(self, path, data)
         os.kill(os.getpid(), signal.SIGKILL)
 
+    # A Delta commit is a write too: the run dies before the kill_at-th write, whichever kind it is.
+    original_commit = delta.commit
+
+    def dying_commit(*args, **kwargs):
+        global calls
+        with lock:
+            calls += 1
+            dying = calls == kill_at
+        if dying:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return original_commit(*args, **kwargs)
+
     Store.write_bytes = dying_write
+    delta.commit = dying_commit
     pipeline.run(landing, lake, full_refresh=full_refresh)
     """
 )
@@ -77,7 +91,7 @@ EVENT_DRIVER = textwrap.dedent(
     from stedi_etl.lake import tables as lake
     from stedi_etl.landing import read as landing
     from stedi_etl.run import runner as pipeline
-    from stedi_etl.lake import storage
+    from stedi_etl.lake import delta, storage
 
     landing_uri, lake_uri, kill_at, log_path = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     guard = threading.Lock()
@@ -111,6 +125,8 @@ EVENT_DRIVER = textwrap.dedent(
         (storage.Store, "write_bytes", "publishing"),
         (storage.Store, "replace", "publishing"),
         (storage.Store, "remove_many", "publishing"),
+        (delta, "commit", "publishing"),
+        (delta, "vacuum", "publishing"),
     ]:
         label = f"{getattr(owner, '__name__', owner)}.{name}"
         setattr(owner, name, moment(phase, label, getattr(owner, name)))

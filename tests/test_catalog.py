@@ -14,8 +14,9 @@ from click.testing import CliRunner, Result
 from stedi_etl.cli import main
 from stedi_etl.commands.catalog import build_catalog
 from stedi_etl.errors import UsageError
+from stedi_etl.lake import delta
 from stedi_etl.lake.storage import Store
-from stedi_etl.lake.tables import POINTER, Lake
+from stedi_etl.lake.tables import Lake
 from tests.conftest import REPO, STARTER_COUNTS
 
 # The rubric's row counts for a lake built from stedi-starter, and its empty quarantines.
@@ -44,10 +45,11 @@ def test_every_table_with_its_version_columns_and_rows(starter_lake: Path) -> No
         contract = "quarantine" if entry.table.endswith("_quarantine") else entry.table
         assert [(c.name, c.type) for c in entry.columns] == contract_columns(contract)
         assert entry.contract == "passed" and not entry.contract_changed
-        # The location is the folder of the version the pointer names, and it holds that version's files.
+        # The location is the Delta table's fixed folder, and it holds the current version's files.
         folder = Path(entry.location or "")
-        assert folder.name == entry.version and entry.location.endswith("/")
-        assert all((folder.parent / name).is_file() for name in entry.files)
+        assert (folder / "_delta_log").is_dir() and entry.location.endswith("/")
+        assert entry.version == 0
+        assert entry.files and all((folder / name).is_file() for name in entry.files)
         assert entry.built_by_run == result.latest_run
     assert result.latest_run_ok is True
     zones = {t.table: t.zone for t in result.tables}
@@ -59,7 +61,7 @@ def test_the_cli_prints_the_catalog_as_a_table_and_as_json(starter_lake: Path) -
     assert table.exit_code == 0, table.stderr
     line = next(row for row in table.stdout.splitlines() if row.startswith("machine_learning_curated"))
     assert line.split()[1:3] == ["curated", "40981"]
-    assert "passed" in line and "/step_trainer/curated/v-" in line
+    assert "passed" in line and line.endswith("/step_trainer/curated/")
     assert "columns: user string, timestamp integer, x number" in table.stdout
 
     as_json = catalog("--lake", str(starter_lake), "--json")
@@ -123,7 +125,12 @@ def test_a_version_checked_against_an_older_contract_is_flagged(starter_lake: Pa
     pointer = lake.pointer("step_trainer_trusted")
     assert pointer is not None
     stale = replace(pointer, contract_sha256="0" * 64)
-    (Path(lake.table_dir("step_trainer_trusted")) / POINTER).write_bytes(stale.to_json())
+    # A commit of the same file whose build record names another contract hash.
+    folder = lake.table_dir("step_trainer_trusted")
+    name = pointer.files[0]
+    same = delta.DataFile(name, (Path(folder) / name).stat().st_size, pointer.rows, '{"numRecords": 1}')
+    schema = lake.read("step_trainer_trusted").head(0).to_arrow().schema
+    delta.commit(lake.store, folder, [same], schema, stale.record())
 
     entries = {t.table: t for t in build_catalog(str(lake_dir)).tables}
     assert entries["step_trainer_trusted"].contract_changed

@@ -18,7 +18,7 @@ from stedi_etl.cli import main
 from stedi_etl.contracts import Contract, load_contract
 from stedi_etl.errors import UsageError
 from stedi_etl.lake.storage import Store
-from stedi_etl.lake.tables import POINTER, Lake, read_table
+from stedi_etl.lake.tables import Lake, read_table
 from stedi_etl.landing.read import read_landing
 from stedi_etl.model import sorting, transforms
 from stedi_etl.run import runner as pipeline
@@ -119,9 +119,14 @@ def test_a_full_refresh_replaces_every_table_and_leaves_one_version(starter: Pat
     for step in pipeline.STEPS:
         assert the_lake.read(step.table).equals(before[step.table])
         folder = tmp_path / load_contract(step.table).dataset / load_contract(step.table).zone
-        versions = sorted(p.name for p in folder.iterdir() if p.name.startswith("v-"))
-        assert versions == [f"v-{second.run_id}"]
-        assert json.loads((folder / POINTER).read_text())["version"] == f"v-{second.run_id}"
+        # One Delta table at the fixed folder, its second version the second run's, its first kept
+        # (readable within the retention).
+        pointer = the_lake.pointer(step.table)
+        assert pointer is not None and pointer.version == 1 and pointer.run["run_id"] == second.run_id
+        assert sorted(p.name for p in folder.iterdir() if p.suffix == ".parquet") == sorted(
+            f"part-00000-{run.run_id}.parquet" for run in (first, second)
+        )
+        assert the_lake.read(step.table, replace(pointer, version=0)).equals(before[step.table])
 
 
 def test_run_builds_only_the_named_tables_and_what_they_need(starter: Path, tmp_path: Path) -> None:

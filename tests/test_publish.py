@@ -1,4 +1,5 @@
-"""The publish protocol: a run killed at any write leaves every table readable, at one whole version."""
+"""The publish protocol: a run killed at any write or commit leaves every table readable at one whole Delta
+version, its previous one or the dead run's."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 import polars as pl
 import pytest
 
+from stedi_etl.errors import LakeError
+from stedi_etl.lake import delta
 from stedi_etl.lake.storage import Store
-from stedi_etl.lake.tables import POINTER, Lake, new_run_id
+from stedi_etl.lake.tables import LEGACY_POINTER, Lake
 from stedi_etl.run import runner as pipeline
 from tests.conftest import REPO
 from tests.conftest import STARTER_COUNTS as STARTER
@@ -22,7 +25,7 @@ TABLES = list(STARTER)
 QUARANTINES = ["customer_quarantine", "accelerometer_quarantine", "step_trainer_quarantine"]
 
 
-def versions(lake: Path) -> dict[str, str]:
+def versions(lake: Path) -> dict[str, int]:
     the_lake = Lake(Store(str(lake)))
     return {table: the_lake.pointer(table).version for table in TABLES + QUARANTINES}
 
@@ -32,73 +35,98 @@ def readable_counts(lake: Path) -> dict[str, int]:
     return {table: the_lake.read(table).height for table in TABLES}
 
 
-# Writes of a run: its manifest (started), its manifest again (publishing), 8 new versions (3 quarantines,
-# 5 tables), then 8 pointer temporaries, then its manifest (succeeded).
+def settled(lake: Path, table: str) -> set[str]:
+    """What a table's folder holds once every file no version needs is vacuumed at once."""
+    the_lake = Lake(Store(str(lake)))
+    delta.vacuum(the_lake.store, the_lake.table_dir(table), retention_hours=0)
+    return {p.name for p in Path(the_lake.table_dir(table)).iterdir()}
+
+
+def current_files(lake: Path, table: str) -> set[str]:
+    return {"_delta_log", *Lake(Store(str(lake))).pointer(table).files}  # type: ignore[union-attr]
+
+
+# Writes of a run: its manifest (started), its manifest again (publishing), 8 new data files (3 quarantines,
+# 5 tables), then 8 Delta commits, then the landing record and its manifest (succeeded).
 @pytest.mark.parametrize("kill_at", [3, 6, 10])
 def test_a_run_killed_while_writing_leaves_every_table_at_its_previous_version(
     starter: Path, stedi_2022: Path, tmp_path: Path, kill_at: int
 ) -> None:
-    pipeline.run(str(starter), str(tmp_path))
+    first = pipeline.run(str(starter), str(tmp_path))
     before = versions(tmp_path)
+    before_runs = [first.run_id]
 
     killed_run(str(stedi_2022), str(tmp_path), kill_at, half_written=True)
 
     assert versions(tmp_path) == before
     assert readable_counts(tmp_path) == STARTER
-    dead_versions = [p for p in tmp_path.rglob("v-*") if p.is_dir() and p.name not in before.values()]
-    assert dead_versions  # the dead run did leave half-written versions, but no reader is pointed at them
+    dead_files = [p for p in tmp_path.rglob("part-*.parquet") if all(r not in p.name for r in before_runs)]
+    assert dead_files  # the dead run did leave half-written files, but no commit names them
 
     after = pipeline.run(str(stedi_2022), str(tmp_path))
     assert after.ok
     assert readable_counts(tmp_path) == STEDI_2022
-    for table in TABLES + QUARANTINES:  # the next good run removed the dead run's leftovers
-        folder = Lake(Store(str(tmp_path))).table_dir(table)
-        assert sorted(p.name for p in Path(folder).iterdir()) == [POINTER, f"v-{after.run_id}"]
+    for table in TABLES + QUARANTINES:  # the dead run's leftovers are files no version needs
+        assert settled(tmp_path, table) == current_files(tmp_path, table)
 
 
 @pytest.mark.parametrize("kill_at", [11, 14, 18])
-def test_a_run_killed_while_swapping_pointers_leaves_each_table_whole(
+def test_a_run_killed_while_committing_leaves_each_table_whole(
     starter: Path, stedi_2022: Path, tmp_path: Path, kill_at: int
 ) -> None:
-    """Dying after some pointers moved gives a lake of two runs, but never a half-read table."""
+    """Dying after some tables were committed gives a lake of two runs, but never a half-read table."""
     pipeline.run(str(starter), str(tmp_path))
     before = versions(tmp_path)
     killed_run(str(stedi_2022), str(tmp_path), kill_at, half_written=True)
     now = versions(tmp_path)
     counts = readable_counts(tmp_path)
     for table in TABLES:
-        assert now[table] == before[table] or now[table].startswith("v-")
+        assert now[table] in (before[table], before[table] + 1)
         assert counts[table] == (STARTER if now[table] == before[table] else STEDI_2022)[table]
     after = pipeline.run(str(stedi_2022), str(tmp_path))
     assert after.ok
     assert readable_counts(tmp_path) == STEDI_2022
 
 
-def test_pointer_names_the_version_files_rows_and_contract(starter: Path, tmp_path: Path) -> None:
+def test_each_commit_carries_the_run_files_rows_and_contract(starter: Path, tmp_path: Path) -> None:
     result = pipeline.run(str(starter), str(tmp_path))
-    pointer = json.loads((tmp_path / "customer" / "trusted" / POINTER).read_text())
-    assert pointer["version"] == f"v-{result.run_id}"
-    assert pointer["rows"] == 482
-    assert pointer["contract"] == "customer_trusted"
-    assert len(pointer["contract_sha256"]) == 64
-    for name in pointer["files"]:
+    store = Store(str(tmp_path))
+    (latest,) = delta.history(store, store.path("customer", "trusted"))
+    assert latest.version == 0 and latest.record["run"]["run_id"] == result.run_id
+    assert latest.record["rows"] == 482
+    assert latest.record["contract"] == "customer_trusted"
+    assert len(latest.record["contract_sha256"]) == 64
+    for name in latest.record["files"]:
         assert (tmp_path / "customer" / "trusted" / name).is_file()
+    manifest = json.loads(Path(result.manifest or "").read_text())
+    assert {t["table"]: t["version"] for t in manifest["tables"]}["customer_trusted"] == 0
 
 
-def test_pruning_clears_every_version_but_the_current_one(starter: Path, tmp_path: Path) -> None:
-    """Only the lock holder publishes, so a version folder other than the current one is a leftover: an
-    older version, or a dead run's half-written one, newer than the current."""
+def test_a_dead_runs_files_are_vacuumed_once_older_than_the_retention(starter: Path, tmp_path: Path) -> None:
+    """Only the lock holder commits, so a data file no commit names is a dead run's leftover."""
     pipeline.run(str(starter), str(tmp_path))
-    dead_run = tmp_path / "customer" / "trusted" / f"v-{new_run_id()}"
-    dead_run.mkdir()
-    (dead_run / "part-00000.parquet").write_bytes(b"half written")
-    older = tmp_path / "customer" / "trusted" / "v-20000101T000000000Z-000000"
-    older.mkdir()
-    (older / "part-00000.parquet").write_bytes(b"superseded")
-    the_lake = Lake(Store(str(tmp_path)))
-    current = the_lake.pointer("customer_trusted")
-    assert the_lake.prune([current]) == sorted([str(older), str(dead_run)])
-    assert sorted(p.name for p in (tmp_path / "customer" / "trusted").iterdir()) == [POINTER, current.version]
+    folder = tmp_path / "customer" / "trusted"
+    (folder / "part-00000-20990101T000000000Z-dead00.parquet").write_bytes(b"half written")
+    pipeline.run(str(starter), str(tmp_path), full_refresh=True)  # within the week: kept
+    assert (folder / "part-00000-20990101T000000000Z-dead00.parquet").exists()
+    assert len(list(folder.glob("part-*.parquet"))) == 3
+    pipeline.run(str(starter), str(tmp_path), full_refresh=True, retention_hours=0)
+    assert {p.name for p in folder.iterdir()} == current_files(tmp_path, "customer_trusted")
+
+
+def test_a_lake_of_the_earlier_release_is_refused_by_readers_and_converted_by_a_run(
+    starter: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "customer" / "trusted"
+    (folder / "v-20260101T000000000Z-000000").mkdir(parents=True)
+    (folder / "v-20260101T000000000Z-000000" / "part-00000.parquet").write_bytes(b"old release")
+    (folder / LEGACY_POINTER).write_text('{"format": "stedi-etl/table-pointer/1"}')
+    with pytest.raises(LakeError, match=r"earlier stedi-etl.*run `stedi-etl run-all --lake"):
+        Lake(Store(str(tmp_path))).tables()
+    assert pipeline.run(str(starter), str(tmp_path)).ok
+    assert readable_counts(tmp_path) == STARTER
+    assert not (folder / LEGACY_POINTER).exists()
+    assert not list(folder.glob("v-*"))
 
 
 # --- killed at any moment: reading, validating or publishing ------------------------------------------------
@@ -178,7 +206,7 @@ def test_a_run_killed_at_any_moment_leaves_a_whole_consistent_lake(
         expected = before_and_after["before" if now[table] == base_versions[table] else "after"][table]
         assert frame.equals(expected), (where, table)
 
-    # The manifests agree with the pointers: every current version's run recorded it.
+    # The manifests agree with the tables: every current version's run recorded it.
     manifests = {p.stem: json.loads(p.read_text()) for p in (lake / "_stedi" / "runs").glob("*.json")}
     for table in ALL_TABLES:
         pointer = the_lake.pointer(table)
@@ -190,15 +218,15 @@ def test_a_run_killed_at_any_moment_leaves_a_whole_consistent_lake(
     held = (lake / "_stedi" / "lock").read_text()
     killed_run = json.loads(held)["run_id"] if held else None
 
-    # The next run finishes the job: the sample's tables, nothing left over, the dead run recorded.
+    # The next run finishes the job: the sample's tables, nothing but vacuumable files left over, the dead
+    # run recorded.
     after = pipeline.run(str(SAMPLE), str(lake))
     assert after.ok, where
     assert after.took_over_from == killed_run
     tables = all_tables(lake)
     for table in ALL_TABLES:
         assert tables[table].equals(before_and_after["after"][table]), (where, table)
-        folder = Path(the_lake.table_dir(table))
-        assert sorted(p.name for p in folder.iterdir()) == [POINTER, the_lake.pointer(table).version], where
+        assert settled(lake, table) == current_files(lake, table), where
     if killed_run and killed_run in manifests:
         final = json.loads((lake / "_stedi" / "runs" / f"{killed_run}.json").read_text())
         assert final["status"] == "interrupted", where

@@ -266,9 +266,9 @@ def test_run_all_from_s3_to_s3_gives_the_local_runs_tables(
     assert code == 0, err
     assert "tables: 5 published" in out
     assert_same_tables(lake_tables(s3.uri("lake"), landed, s3.endpoint), local_tables)
-    # Each table is one version folder and its pointer; the run has its manifest.
+    # Each table is a Delta table with its first commit; the run has its manifest.
     keys = s3.keys("lake/")
-    assert sum(k.endswith("/_current.json") for k in keys) == len(EXPECTED) + len(QUARANTINES)
+    assert sum(k.endswith(f"/_delta_log/{0:020d}.json") for k in keys) == len(EXPECTED) + len(QUARANTINES)
     assert sum(k.startswith("lake/_stedi/runs/") for k in keys) == 1
     assert "lake/_stedi/lock" not in keys  # released
 
@@ -314,28 +314,30 @@ def test_a_killed_s3_run_leaves_every_table_at_its_previous_version(
     before = lake_versions(lake, s3.endpoint)
     keys_before = set(s3.keys("lake/"))
 
-    # The run uploads its eight new versions before it moves any pointer: killed right after its Nth upload
-    # (N <= 8), versions 1..N are on S3 and nothing is published.
+    # The run uploads its eight new data files before its first commit: killed right after its Nth upload
+    # (N <= 8), files 1..N are on S3 and nothing is committed.
     killed_run(
         landed, lake, kill_at, half_written=False, env={"AWS_ENDPOINT_URL": s3.endpoint}, full_refresh=True
     )
 
     written = {key for key in set(s3.keys("lake/")) - keys_before if not key.startswith("lake/_stedi/")}
-    # The dead run's new versions are there, but no reader is pointed at them; its lock is left behind.
+    # The dead run's new files are there, but no commit names them; its lock is left behind.
     assert written  # uploads run concurrently: others may have landed before the kill
-    assert all("/v-" in key for key in written)
+    assert all("/part-00000-" in key and "/_delta_log/" not in key for key in written)
     assert "lake/_stedi/lock" in s3.keys("lake/")
     assert lake_versions(lake, s3.endpoint) == before
     assert_same_tables(lake_tables(lake, landed, s3.endpoint), local_tables)
 
+    # No retention: the next run vacuums every file no version needs, the dead run's among them.
     code, _, err = cli(
-        "run-all", "--landing", landed, "--lake", lake, "--s3-endpoint-url", s3.endpoint, "--full-refresh"
-    )
+        "run-all", "--landing", landed, "--lake", lake, "--s3-endpoint-url", s3.endpoint, "--full-refresh",
+        "--retention-hours", "0",
+    )  # fmt: skip
     assert code == 0, err
     assert "took over the lock" in err  # its holder is a dead process on this host
     after = lake_versions(lake, s3.endpoint)
     assert all(after[table] != version for table, version in before.items())
-    assert not written & set(s3.keys("lake/"))  # the next run cleared the dead run's versions
+    assert not written & set(s3.keys("lake/"))  # the next run vacuumed the dead run's files
     assert_same_tables(lake_tables(lake, landed, s3.endpoint), local_tables)
 
 
@@ -366,8 +368,8 @@ def test_transient_s3_errors_are_retried(
 FAULTS = {
     # every upload: the run dies writing its first new version
     "uploads": ("SlowDown", lambda method, _path: method == "PUT"),
-    # only pointers: every new version is written, the first pointer swap fails
-    "pointers": ("InternalError", lambda method, path: method == "PUT" and "_current.json" in path),
+    # only commits: every new data file is written, the first Delta commit fails
+    "commits": ("InternalError", lambda method, path: method == "PUT" and "/_delta_log/" in path),
     # everything: the run dies at its first request, listing the landing zone
     "everything": ("ServiceUnavailable", lambda _method, _path: True),
 }
@@ -437,7 +439,7 @@ def test_catalog_query_and_ddl_read_a_lake_on_s3(s3: S3, landed: str) -> None:
     assert code == 0, err
     document = json.loads(out)
     assert {t["table"]: t["rows"] for t in document["tables"] if t["table"] in EXPECTED} == EXPECTED
-    version = s3.uri("lake", "customer", "trusted", "v-" + document["latest_run"]) + "/"
+    version = s3.uri("lake", "customer", "trusted") + "/"  # the Delta table's fixed folder
     assert document["tables"][0]["location"] == version
 
     # No --landing: the lake on S3 records the landing it was built from, and query and ddl use it.
@@ -480,4 +482,5 @@ def test_an_s3_rerun_with_nothing_changed_reads_no_landing_file_and_writes_no_ta
     assert not [
         path for method, path, _ in fault_proxy.seen if method == "GET" and path.startswith(landing_objects)
     ]
-    assert len(fault_proxy.seen) <= 25  # listings, the lock, 8 pointer reads, 2 manifest writes
+    # Listings, the lock, each table's log listed and its newest commit read (8 + 8), 2 manifest writes.
+    assert len(fault_proxy.seen) <= 33

@@ -1,4 +1,4 @@
-"""The lake's catalog: every table's current version as its ``_current.json`` pointer names it, with the
+"""The lake's catalog: every table's current Delta version and the build record its commit carries, with the
 columns and types of its contract and what the latest run did to it.
 
 A published version always passed its contract (the pipeline never publishes a table that fails), so a
@@ -39,8 +39,8 @@ class CatalogEntry:
     zone: str
     dataset: str
     columns: tuple[CatalogColumn, ...]
-    location: str | None  # the current version's folder; None when never published
-    version: str | None = None
+    location: str | None  # the Delta table's fixed folder; None when never published
+    version: int | None = None  # the Delta version stedi-etl last committed
     files: tuple[str, ...] = ()
     rows: int | None = None
     written_at: str | None = None
@@ -142,7 +142,7 @@ def build_catalog(
 def _published(entry: CatalogEntry, lake: Lake, pointer: Pointer, contract_sha256: str) -> CatalogEntry:
     return replace(
         entry,
-        location=lake.store.url(lake.version_dir(entry.table, pointer)) + "/",
+        location=lake.store.url(lake.table_dir(entry.table)) + "/",
         version=pointer.version,
         files=pointer.files,
         rows=pointer.rows,

@@ -79,10 +79,11 @@ def create_table(contract: Contract, table: str, location: str, database: str, *
             "TBLPROPERTIES ('classification' = 'json');"
         )
     else:
-        storage = (
-            "STORED AS PARQUET\n"
+        # Athena's form for a Delta table: no column list, it reads the schema from the table's own log.
+        return (
+            f"CREATE EXTERNAL TABLE IF NOT EXISTS {quote(database)}.{quote(table)}\n"
             f"LOCATION {string_literal(location)}\n"
-            "TBLPROPERTIES ('classification' = 'parquet');"
+            "TBLPROPERTIES ('table_type' = 'DELTA');"
         )
     return f"{head}\n{storage}"
 
@@ -163,13 +164,13 @@ def generate_ddl(
         pointer = published.get(table)
         if pointer is None:
             raise UsageError(f"{table} has no published version in {lake}; run the pipeline first")
-        version_dir = the_lake.version_dir(table, pointer)
+        table_dir = the_lake.table_dir(table)
         if not location:
             readable_by_athena(the_lake.uri, "lake")
         if location:
-            where = _under(location, the_lake.store.relative(version_dir))
+            where = _under(location, the_lake.store.relative(table_dir))
         else:
-            where = the_lake.store.url(version_dir) + "/"
+            where = the_lake.store.url(table_dir) + "/"
         contract = table_contract(table)
         statements.append(
             TableDdl(table, where, create_table(contract, table, where, database, landing=False))

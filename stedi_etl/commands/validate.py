@@ -50,7 +50,7 @@ def validate_lake(uri: str, *, endpoint_url: str | None = None) -> ValidationRes
     reports = []
     for name, frame in frames.items():
         contract = table_contract(name)
-        source = lake.store.url(f"{lake.table_dir(name)}/{pointers[name].version}")
+        source = f"{lake.store.url(lake.table_dir(name))} (version {pointers[name].version})"
         reports.append(check_frame(frame, contract, table=name, related=frames, source=source))
     return ValidationResult(tuple(reports))
 

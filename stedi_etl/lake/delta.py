@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -191,6 +192,44 @@ def history(store: Store, table_dir: str) -> list[Commit]:
     return sorted(commits, key=lambda c: c.version, reverse=True)
 
 
+def latest_records(
+    store: Store, table_dirs: Mapping[str, str], look_back: int = 3
+) -> dict[str, tuple[int, dict[str, Any]] | None]:
+    """For each table (name -> folder), the newest version whose commit carries stedi-etl's build record,
+    with that record; None where no commit does (no table, or one stedi-etl never committed to).
+
+    A vacuum adds two commits without a record after the one it cleans up after, so the newest
+    ``look_back`` commits of every table are fetched together and older ones only where needed.
+    """
+    versions = {name: _log_versions(store, folder) for name, folder in table_dirs.items()}
+    found: dict[str, tuple[int, dict[str, Any]] | None] = {}
+    window = look_back
+    pending = {name for name, numbers in versions.items() if numbers}
+    for name in set(versions) - pending:
+        found[name] = None
+    while pending:
+        paths = {
+            (name, number): _commit_path(table_dirs[name], number)
+            for name in pending
+            for number in versions[name][-window:][::-1]
+        }
+        blobs = store.read_many(paths.values())
+        for name in list(pending):
+            for number in versions[name][-window:][::-1]:
+                path = paths[(name, number)]
+                raw = _commit_info(blobs[path], store.url(path)).get(RECORD_KEY)
+                if isinstance(raw, str):
+                    found[name] = (number, json.loads(raw))
+                    pending.discard(name)
+                    break
+            else:
+                if window >= len(versions[name]):
+                    found[name] = None
+                    pending.discard(name)
+        window *= 4
+    return found
+
+
 def _commit_path(table_dir: str, number: int) -> str:
     return f"{table_dir}/{DELTA_LOG}/{number:020d}.json"
 
@@ -213,7 +252,8 @@ def _commit_info(data: bytes, where: str) -> dict[str, Any]:
 
 
 def vacuum(store: Store, table_dir: str, retention_hours: float = DEFAULT_RETENTION_HOURS) -> list[str]:
-    """Delete the files no version younger than ``retention_hours`` needs; the paths removed.
+    """Delete the files no version younger than ``retention_hours`` needs, and files no commit names
+    (a killed run's) once that old; the paths removed.
 
     Versions whose files are gone can no longer be read (their commits stay in the log).
     """
@@ -226,6 +266,7 @@ def vacuum(store: Store, table_dir: str, retention_hours: float = DEFAULT_RETENT
                 retention_hours=int(retention_hours),
                 dry_run=False,
                 enforce_retention_duration=retention_hours >= DEFAULT_RETENTION_HOURS,
+                full=True,  # files no commit ever named too: what a killed run left
             )
         )
     except Exception as err:
@@ -248,5 +289,11 @@ def _open(store: Store, table_dir: str) -> Any:
 
 
 def _first_line(err: BaseException) -> str:
+    """deltalake's error as one line: the S3 error code and message where its cause chain has them (as
+    s3fs's errors say them), else its first line."""
     text = redact(str(err)).strip()
+    code = re.search(r"<Code>(\w+)</Code>", text)
+    if code:
+        message = re.search(r"<Message>([^<]*)</Message>", text)
+        return code.group(1) + (f": {message.group(1)}" if message else "")
     return text.splitlines()[0] if text else type(err).__name__

@@ -8,17 +8,20 @@ Layout under a lake root (the public starter's):
     manifest per run), <lake>/_stedi/lock (the one-writer lock, see lock.py) and <lake>/_stedi/landing.json
     (the landing the lake's tables were last built from, which commands use when --landing is not given).
 
-Publishing a table (the same steps on a local disk and on S3):
-1. once every table of the run is built and checked, write each new version's Parquet files into a fresh
-   folder ``<table>/v-<run-id>/`` (concurrently on S3);
-2. then replace each table's small pointer object ``<table>/_current.json``, which names the version, its
-   files, row count and contract hash (a rename on disk, a single object write on S3: readers see the old
-   pointer or the new one);
-3. then delete every other version, found with one listing per dataset folder.
-Readers resolve the pointer first and read only the files it names, so they never see a mix or a
-half-written file. A run that dies before step 2 leaves the previous version current; its half-written
-folder is removed by the next run. Only the holder of the lake's lock (lock.py) publishes, so no other
-writer's folder can be in flight.
+Every table is a Delta Lake table at that fixed location (lake/delta.py): any Delta reader (Polars, pandas
+through deltalake, DuckDB over Arrow, Spark, Athena) reads it there, whole, at its latest commit.
+
+Publishing a run's tables (the same steps on a local disk and on S3):
+1. once every table of the run is built and checked, write each table's new Parquet file into its folder,
+   named by the run (concurrently on S3, through the one storage layer);
+2. commit each table: one Delta commit that makes the new file the table's whole content and carries the
+   build record (run, contract hash, fingerprint, rows, content hash) in its metadata;
+3. vacuum each committed table: files no version younger than the retention needs are deleted (a killed
+   run's unreferenced files too), so earlier versions stay readable for that long.
+A run that dies before a table's commit leaves that table at its previous version. Only the holder of the
+lake's lock (lock.py) commits. A lake of the release before Delta tables (version folders and
+``_current.json`` pointers) is converted by the next run, which rebuilds and commits every table and then
+removes the old folders; readers refuse it until then, with one line saying so.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import json
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -41,17 +44,20 @@ from stedi_etl.contracts import (
     table_contract,
 )
 from stedi_etl.errors import LakeError, StorageError, UsageError
+from stedi_etl.lake import delta
 from stedi_etl.lake.storage import Store, is_hidden, normal_uri, open_store
 
 if TYPE_CHECKING:
     import polars as pl
 
-POINTER = "_current.json"
 LANDING_RECORD = "landing.json"
 LANDING_RECORD_FORMAT = "stedi-etl/landing/1"
-POINTER_FORMAT = "stedi-etl/table-pointer/1"
-VERSION_PREFIX = "v-"
+RECORD_FORMAT = "stedi-etl/build-record/1"
 META = "_stedi"
+# What the release before Delta tables wrote: a pointer per table and one folder per version.
+LEGACY_POINTER = "_current.json"
+LEGACY_VERSION_PREFIX = "v-"
+POINTER = LEGACY_POINTER  # the name tests and tools of that release know
 
 
 def new_run_id() -> str:
@@ -62,43 +68,46 @@ def new_run_id() -> str:
 
 @dataclass(frozen=True)
 class Pointer:
-    """The content of a table's _current.json: which version readers get."""
+    """A table's version and the build record its Delta commit carries: what readers of it get."""
 
     table: str
-    version: str
-    files: tuple[str, ...]  # relative to the table folder
+    version: int  # the table's Delta version (-1 while staged: the commit gives it)
+    files: tuple[str, ...]  # the version's data files, relative to the table folder
     rows: int
     contract: str
     contract_sha256: str
     written_at: str
     run: dict[str, Any] = field(default_factory=dict)
-    format: str = POINTER_FORMAT
+    format: str = RECORD_FORMAT
     # What the version was built from (contract, code, options, inputs) and what it holds: a later run with
     # the same fingerprint would build the same table, and downstream tables key on the content.
     fingerprint: str = ""
     content_sha256: str = ""
 
-    def to_json(self) -> bytes:
-        return json.dumps({**asdict(self), "files": list(self.files)}, indent=2, sort_keys=True).encode()
+    def record(self) -> dict[str, Any]:
+        """The build record as a commit's metadata holds it (the version is the commit's own)."""
+        fields = {**asdict(self), "files": list(self.files)}
+        del fields["version"]
+        return fields
 
     @classmethod
-    def from_json(cls, data: bytes, where: str) -> Pointer:
+    def from_record(cls, table: str, version: int, record: dict[str, Any], where: str) -> Pointer:
         try:
-            fields = json.loads(data)
-            if fields.get("format") != POINTER_FORMAT:
-                raise ValueError(f"unknown pointer format {fields.get('format')!r}")
-            fields["files"] = tuple(fields["files"])
-            return cls(**fields)
+            if record.get("format") != RECORD_FORMAT:
+                raise ValueError(f"unknown build record format {record.get('format')!r}")
+            return cls(**{**record, "table": table, "version": version, "files": tuple(record["files"])})
         except (ValueError, TypeError, KeyError) as err:
-            raise LakeError(f"{where} is not a stedi-etl table pointer: {err}") from None
+            raise LakeError(f"{where} is not a commit of stedi-etl: {err}") from None
 
 
 @dataclass(frozen=True)
 class Staged:
-    """A table version ready to publish: its pointer and its files' bytes by path."""
+    """A table version ready to publish: its record (version still to come), file bytes, schema, stats."""
 
     pointer: Pointer
-    files: dict[str, bytes]
+    files: dict[str, bytes]  # path -> bytes: one Parquet file in the table's folder
+    schema: Any  # the table's Arrow schema, for its Delta commit
+    stats: str  # Delta statistics of the file
 
     def scan(self) -> pl.LazyFrame:
         """The version's rows, read from its Parquet bytes as a query needs them."""
@@ -141,57 +150,48 @@ class Lake:
             raise UsageError(f"lake {self.uri} is a file, not a folder")
 
     def pointers(self, tables: Sequence[str]) -> dict[str, Pointer | None]:
-        """The current pointer of each of ``tables`` (fetched together: concurrent requests on S3)."""
-        paths = {table: f"{self.table_dir(table)}/{POINTER}" for table in tables}
-        # One request each on S3, where exists() then a read took two.
-        found = self.store.read_many_if_exists(paths.values())
+        """Each of ``tables`` at its latest version stedi-etl committed; None where it has none."""
+        found = delta.latest_records(self.store, {table: self.table_dir(table) for table in tables})
         return {
-            table: None if found[path] is None else Pointer.from_json(found[path], self.store.url(path))  # type: ignore[arg-type]
-            for table, path in paths.items()
+            table: None
+            if hit is None
+            else Pointer.from_record(table, hit[0], hit[1], self.store.url(self.table_dir(table)))
+            for table, hit in found.items()
         }
 
     def pointer(self, table: str) -> Pointer | None:
         return self.pointers([table])[table]
 
-    def read(self, table: str) -> pl.DataFrame:
-        """The current version of ``table``; a version pruned while being read is re-resolved once."""
+    def read(self, table: str, pointer: Pointer | None = None) -> pl.DataFrame:
+        """``table`` at ``pointer``'s version, or at its current one; a version vacuumed while being read
+        is re-resolved once."""
+        if pointer is not None:
+            return delta.read(self.store, self.table_dir(table), pointer.version)
         for attempt in (1, 2):
-            pointer = self.pointer(table)
-            if pointer is None:
+            current = self.pointer(table)
+            if current is None:
+                self.refuse_legacy()
                 raise LakeError(f"{table} has no published version in {self.uri}")
             try:
-                return self._read_version(table, pointer)
+                return delta.read(self.store, self.table_dir(table), current.version)
             except StorageError:
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
-
-    def _read_version(self, table: str, pointer: Pointer) -> pl.DataFrame:
-        import polars as pl
-
-        directory = self.table_dir(table)
-        paths = [f"{directory}/{name}" for name in pointer.files]
-        blobs = self.store.read_many(paths)
-        contract = table_contract(table)
-        frames = [pl.read_parquet(io.BytesIO(blobs[p])) for p in paths]
-        if not frames:
-            return contract.empty_frame()
-        return pl.concat(frames, how="vertical")
 
     def stage(
         self, table: str, frame: pl.DataFrame, run_id: str, run: dict[str, Any], fingerprint: str = ""
     ) -> Staged:
         """A new version of ``table``, serialised in memory; nothing is written until ``publish``."""
         contract = table_contract(table)
-        version = f"{VERSION_PREFIX}{run_id}"
-        name = f"{version}/part-00000.parquet"
+        name = f"part-00000-{run_id}.parquet"
         buffer = io.BytesIO()
         frame.write_parquet(buffer, compression="zstd", statistics=True)
         pointer = Pointer(
             fingerprint=fingerprint,
             content_sha256=hashlib.sha256(buffer.getbuffer()).hexdigest(),
             table=table,
-            version=version,
+            version=-1,
             files=(name,),
             rows=frame.height,
             contract=contract.name,
@@ -199,53 +199,85 @@ class Lake:
             written_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
             run=run,
         )
-        return Staged(pointer, {f"{self.table_dir(table)}/{name}": buffer.getvalue()})
+        schema = frame.head(0).to_arrow().schema
+        files = {f"{self.table_dir(table)}/{name}": buffer.getvalue()}
+        return Staged(pointer, files, schema, delta.statistics(frame))
 
-    def publish(self, staged: Sequence[Staged], unchanged: Sequence[Pointer] = ()) -> list[str]:
-        """Steps 1-3 for a run's new versions; returns the folders it removed.
+    def next_versions(self, tables: Sequence[str]) -> dict[str, int]:
+        """The version each table's next commit will get (0 for a new table)."""
+        found = {table: delta.version(self.store, self.table_dir(table)) for table in tables}
+        return {table: 0 if number is None else number + 1 for table, number in found.items()}
 
-        Every version's files are written (concurrently on S3) before any pointer moves, so a run that dies
-        while writing leaves every table at its previous version. ``unchanged`` are the current pointers
-        of the run's up-to-date tables, whose leftovers are cleared too.
+    def publish(
+        self,
+        staged: Sequence[Staged],
+        retention_hours: float = delta.DEFAULT_RETENTION_HOURS,
+        expected: dict[str, int] | None = None,
+    ) -> dict[str, Pointer]:
+        """Steps 1-3 for a run's new versions; each table's pointer at the version its commit made.
+
+        Every file is written (concurrently on S3) before the first commit, so a run that dies while
+        writing leaves every table at its previous version. ``expected`` are the versions the run recorded
+        in its manifest before publishing; a commit that got another (a writer outside the lock) stops the
+        run.
         """
-        if staged:
-            self.store.write_many({path: data for s in staged for path, data in s.files.items()})
-            self.store.replace_many(
-                {f"{self.table_dir(s.pointer.table)}/{POINTER}": s.pointer.to_json() for s in staged}
+        if not staged:
+            return {}
+        self.store.write_many({path: data for s in staged for path, data in s.files.items()})
+        committed: dict[str, Pointer] = {}
+        for s in staged:
+            table, directory = s.pointer.table, self.table_dir(s.pointer.table)
+            files = [
+                delta.DataFile(path[len(directory) + 1 :], len(data), s.pointer.rows, s.stats)
+                for path, data in s.files.items()
+            ]
+            number = delta.commit(self.store, directory, files, s.schema, s.pointer.record())
+            if expected is not None and expected.get(table, number) != number:
+                raise LakeError(
+                    f"{self.store.url(directory)} got version {number}, not {expected[table]}: another "
+                    "writer committed to it outside the lake's lock"
+                )
+            committed[table] = replace(s.pointer, version=number)
+        for table in committed:
+            delta.vacuum(self.store, self.table_dir(table), retention_hours)
+        self.remove_legacy(list(committed))
+        return committed
+
+    def legacy_tables(self) -> list[str]:
+        """The tables that still have a pointer of the release before Delta tables."""
+        paths = {t: f"{self.table_dir(t)}/{LEGACY_POINTER}" for t in (*lake_tables(), *quarantine_tables())}
+        found = self.store.read_many_if_exists(paths.values())
+        return [table for table, path in paths.items() if found[path] is not None]
+
+    def refuse_legacy(self) -> None:
+        """Stop with one line on a lake of version folders and pointers (the release before Delta tables)."""
+        if self.legacy_tables():
+            raise LakeError(
+                f"{self.uri} was written by an earlier stedi-etl (version folders and {LEGACY_POINTER} "
+                f"pointers): run `stedi-etl run-all --lake {self.uri}` once to convert it to Delta tables"
             )
-        return self.prune([s.pointer for s in staged] + list(unchanged))
 
-    def prune(self, current: Sequence[Pointer]) -> list[str]:
-        """Step 3: delete every version of each table but ``current`` one, and stray pointer temporaries.
-
-        Only the lock holder publishes, so no other writer can have a version in flight: a folder newer than
-        the current version is a dead run's leftover. One listing per dataset folder finds them all (one
-        request each on S3 for under 1000 files), without listing the run manifests.
-        """
-        if not current:
-            return []
-        listed: dict[str, bool] = {}  # path -> is a folder (empty folders too: a killed run leaves them)
-        for parent in sorted({self.table_dir(p.table).rsplit("/", 1)[0] for p in current}):
-            listed.update(self.store.tree(parent))
-        doomed: dict[str, bool] = {}
-        removed: set[str] = set()  # the superseded versions and temporaries, as named in the table folder
-        for pointer in current:
-            directory = self.table_dir(pointer.table) + "/"
-            for path, is_folder in listed.items():
-                if not path.startswith(directory):
-                    continue
-                name = path[len(directory) :].split("/", 1)[0]
-                stale = name.startswith(VERSION_PREFIX) and name != pointer.version
-                if stale or name.startswith(f"{POINTER}.tmp-"):
-                    doomed[path] = is_folder
-                    removed.add(directory + name)
-        self.store.remove_many([p for p, d in doomed.items() if not d], [p for p, d in doomed.items() if d])
-        return sorted(removed)
+    def remove_legacy(self, tables: Sequence[str]) -> list[str]:
+        """Delete the earlier release's pointer and version folders of tables now committed as Delta."""
+        doomed_files, doomed_folders = [], []
+        for table in tables:
+            directory = self.table_dir(table)
+            for path, is_folder in self.store.tree(directory).items():
+                name = path[len(directory) + 1 :].split("/", 1)[0]
+                # Pointers, their temporaries and version folders, with what they hold.
+                if name.startswith((LEGACY_POINTER, LEGACY_VERSION_PREFIX)):
+                    (doomed_folders if is_folder else doomed_files).append(path)
+        if doomed_files or doomed_folders:
+            self.store.remove_many(doomed_files, doomed_folders)
+        return sorted(doomed_files + doomed_folders)
 
     def tables(self) -> dict[str, Pointer]:
-        """Every table of the lake that has a published version."""
+        """Every table of the lake that has a published version; a lake of the earlier release is refused."""
         names = [*lake_tables(), *quarantine_tables()]
-        return {name: pointer for name, pointer in self.pointers(names).items() if pointer is not None}
+        found = {name: pointer for name, pointer in self.pointers(names).items() if pointer is not None}
+        if not found:
+            self.refuse_legacy()
+        return found
 
     def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:
         """Write (or rewrite, as the run goes on) a run's manifest; each write replaces it whole."""
@@ -308,10 +340,6 @@ class Lake:
                 return str(manifest["landing"])
         return None
 
-    def version_dir(self, table: str, pointer: Pointer) -> str:
-        """The folder holding the files of the version ``pointer`` names."""
-        return f"{self.table_dir(table)}/{pointer.version}"
-
 
 LandingSource = Literal["given", "recorded", "sample"]
 
@@ -347,17 +375,17 @@ def choose_landing(lake: Lake | None, given: str | None) -> LandingChoice:
 
 
 def data_files(store: Store) -> list[str]:
-    """The data files at a store's root: the file itself, a table version's files as its pointer names
-    them, or every file of a folder that is not hidden."""
+    """The data files at a store's root: the file itself, the files of a Delta table's current version
+    (of stedi-etl's latest commit), or every file of a folder that is not hidden."""
     root = store.path()
     if not store.exists(root):
         raise UsageError(f"no such file or folder: {store.uri}")
     if not store.isdir(root):
         return [root]
-    pointer_path = store.path(POINTER)
-    pointer_json = store.read_if_exists(pointer_path)
-    if pointer_json is not None:
-        files = [store.path(name) for name in Pointer.from_json(pointer_json, store.url(pointer_path)).files]
+    latest = delta.latest_records(store, {"table": root})["table"]
+    if latest is not None:
+        pointer = Pointer.from_record("table", latest[0], latest[1], store.uri)
+        files = [store.path(name) for name in pointer.files]
     else:
         files = [p for p in store.files(root) if not is_hidden(store.relative(p))]
     if not files:

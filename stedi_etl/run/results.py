@@ -46,7 +46,7 @@ class TableResult:
     reason: str | None = None
     errors: tuple[CheckFailure, ...] = ()
     warnings: tuple[CheckFailure, ...] = ()
-    version: str | None = None  # the version readers get after this run
+    version: int | None = None  # the Delta version readers get after this run
     files: tuple[str, ...] = ()
     contract_sha256: str = ""
     fingerprint: str = ""  # of what the table is built from: contract, code, options and inputs

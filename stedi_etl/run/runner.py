@@ -18,6 +18,7 @@ from stedi_etl import __version__
 from stedi_etl.checks.rules import CheckFailure, check_frame, check_relations, check_rows, failure_cases
 from stedi_etl.contracts import Contract, landing_table, landing_tables, load_contract, quarantine_table
 from stedi_etl.errors import StediError, UsageError
+from stedi_etl.lake.delta import DEFAULT_RETENTION_HOURS
 from stedi_etl.lake.lock import LakeLock, acquire
 from stedi_etl.lake.storage import FileInfo, Store, is_hidden, open_store
 from stedi_etl.lake.tables import Lake, LandingChoice, Pointer, Staged, choose_landing, elapsed, new_run_id
@@ -87,6 +88,7 @@ def run(
     full_refresh: bool = False,
     wait: float = 0.0,
     meter: Meter = NO_METER,
+    retention_hours: float = DEFAULT_RETENTION_HOURS,
 ) -> RunResult:
     """Read the landing zone, build and check every planned table that is out of date, then publish.
 
@@ -101,6 +103,8 @@ def run(
     ``landing`` None reads the landing the lake records it was built from (the bundled sample for a new
     lake); another landing than the recorded one is allowed, and the result says it changed. ``progress``
     is told each step in words; ``meter`` counts the bytes read and the tables built (a progress display).
+    Files a table no longer needs are vacuumed once older than ``retention_hours``: earlier versions stay
+    readable that long.
     """
     options = options or RunOptions()
     say = progress or (lambda _message: None)
@@ -118,7 +122,7 @@ def run(
     try:
         return _Run(
             run_id, landing_store, listings, the_lake, steps, options, full_refresh, say, lock, choice, meter
-        ).go()
+        ).go(retention_hours)
     finally:
         lock.release()
 
@@ -230,7 +234,8 @@ class _Run:
         manifest = self.lake.write_manifest(self.run_id, self.result.to_dict())
         self.result = replace(self.result, manifest=manifest)
 
-    def go(self) -> RunResult:
+    def go(self, retention_hours: float) -> RunResult:
+        self.retention_hours = retention_hours
         self.say(f"run {self.run_id}: {self.landing_store.uri} -> {self.lake.uri}")
         if self.result.landing_changed_from:
             self.say(f"landing changed: the lake was built from {self.result.landing_changed_from}")
@@ -242,21 +247,30 @@ class _Run:
             )
         try:
             self.build()
-            unchanged = [
-                pointer
-                for t in self.result.tables + self.result.quarantines
-                if t.status == "up_to_date" and (pointer := self.current.get(t.table)) is not None
-            ]
+            planned = self.lake.next_versions([s.pointer.table for s in self.staged])
             if self.result.published:
+                # The manifest names each table's coming version before any commit, so a run killed while
+                # committing is recorded with the versions it made.
+                self.result = replace(
+                    self.result,
+                    tables=_versioned(self.result.tables, planned),
+                    quarantines=_versioned(self.result.quarantines, planned),
+                )
                 self.record(status="publishing")
                 self.lock.confirm()
             publish_started = time.perf_counter()
-            self.lake.publish(self.staged, unchanged)
+            committed = self.lake.publish(self.staged, self.retention_hours, planned)
+            made = {table: pointer.version for table, pointer in committed.items()}
             if self.staged:  # the lake's tables now come (at least in part) from this landing
                 self.lake.record_landing(self.landing_store.location, self.run_id)
-            self.result = replace(self.result, timings={"publish": elapsed(publish_started)})
+            self.result = replace(
+                self.result,
+                timings={"publish": elapsed(publish_started)},
+                tables=_versioned(self.result.tables, made),
+                quarantines=_versioned(self.result.quarantines, made),
+            )
             if self.staged:
-                self.say(f"published {len(self.staged)} versions ({elapsed(publish_started):.2f}s)")
+                self.say(f"committed {plural(len(committed), 'table')} ({elapsed(publish_started):.2f}s)")
             else:
                 self.say("nothing to publish: every table is up to date or failed")
         except StediError as err:
@@ -359,7 +373,7 @@ class _Run:
             unchanged = self.up_to_date(step.table, pointer, built_from)
             if unchanged is not None:
                 self.add(replace(unchanged, inputs=inputs))
-                self.say(f"{step.table}: up to date ({unchanged.rows} rows, {unchanged.version})")
+                self.say(f"{step.table}: up to date ({unchanged.rows} rows, version {unchanged.version})")
                 return
             missing = [name for name in step.inputs if self.frame(name) is None]
         if missing:
@@ -477,7 +491,7 @@ class _Run:
             rows,
             elapsed(started),
             location,
-            version=staged.pointer.version,
+            version=None,  # the table's commit gives it
             files=staged.pointer.files,
             contract_sha256=staged.pointer.contract_sha256,
             content_sha256=staged.pointer.content_sha256,
@@ -551,6 +565,14 @@ class _Run:
             f"{read.quarantined} quarantined ({read.seconds:.2f}s)"
         )
         return read
+
+
+def _versioned(results: tuple[TableResult, ...], versions: dict[str, int]) -> tuple[TableResult, ...]:
+    """The results of the published tables with the Delta version each has (or is about to get)."""
+    return tuple(
+        replace(r, version=versions[r.table]) if r.table in versions and r.status == "published" else r
+        for r in results
+    )
 
 
 def _mark_interrupted(lake: Lake, run_id: str, found_by: str) -> None:

@@ -1,0 +1,79 @@
+"""The lake as open tables: after two runs, readers that know nothing of stedi-etl read every table at its
+fixed location, both versions, and Athena's DDL names the same location before and after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from click.testing import CliRunner
+from sqlglot import exp, parse_one
+
+from stedi_etl.cli import main
+from stedi_etl.contracts import lake_tables, quarantine_tables
+from stedi_etl.lake.tables import Lake
+from stedi_etl.run.runner import RunOptions, run
+from tests.conftest import STARTER_COUNTS
+
+FOLDERS = {
+    "customer_trusted": "customer/trusted",
+    "accelerometer_trusted": "accelerometer/trusted",
+    "customer_curated": "customer/curated",
+    "step_trainer_trusted": "step_trainer/trusted",
+    "machine_learning_curated": "step_trainer/curated",
+}
+TIMESTAMP_JOIN_ROWS = 43681  # the rubric's join on stedi-starter
+
+
+def ddl_location(lake: Path) -> str:
+    outcome = CliRunner().invoke(
+        main, ["ddl", "machine_learning_curated", "--lake", str(lake), "--location", "s3://bucket/stedi"]
+    )
+    assert outcome.exit_code == 0, outcome.output
+    statement = parse_one(outcome.stdout, read="athena")
+    return statement.find(exp.LocationProperty).this.name  # type: ignore[union-attr]
+
+
+def test_two_runs_give_two_versions_every_delta_reader_sees(starter: Path, tmp_path: Path) -> None:
+    from deltalake import DeltaTable
+
+    lake = tmp_path / "lake"
+    assert run(str(starter), str(lake)).ok
+    location_before = ddl_location(lake)
+    assert run(str(starter), str(lake), options=RunOptions(ml_join="timestamp")).ok
+    assert ddl_location(lake) == location_before == "s3://bucket/stedi/step_trainer/curated/"
+
+    assert set(FOLDERS) == set(lake_tables())
+    for table, folder in FOLDERS.items():
+        where = str(lake / folder)
+        expected = TIMESTAMP_JOIN_ROWS if table == "machine_learning_curated" else STARTER_COUNTS[table]
+        assert pl.scan_delta(where).select(pl.len()).collect().item() == expected, table
+        assert DeltaTable(where).version() == (1 if table == "machine_learning_curated" else 0), table
+    ml = str(lake / FOLDERS["machine_learning_curated"])
+    assert pl.read_delta(ml, version=0).height == STARTER_COUNTS["machine_learning_curated"]
+    assert Lake.of(str(lake)).read("machine_learning_curated").height == TIMESTAMP_JOIN_ROWS
+    # No file a plain Parquet reader would pick up besides the tables' own: no pointers, no version folders.
+    assert not list(lake.rglob("_current.json")) and not list(lake.rglob("v-*"))
+
+
+def test_history_lists_each_version_with_its_run_and_rows(starter: Path, tmp_path: Path) -> None:
+    import json
+
+    from stedi_etl.commands.history import table_history
+
+    lake = tmp_path / "lake"
+    first = run(str(starter), str(lake))
+    second = run(str(starter), str(lake), options=RunOptions(ml_join="timestamp"))
+    outcome = CliRunner().invoke(main, ["history", "machine_learning_curated", "--lake", str(lake), "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    versions = json.loads(outcome.stdout)["versions"]
+    assert [(v["version"], v["run_id"], v["rows"], v["current"]) for v in versions] == [
+        (1, second.run_id, TIMESTAMP_JOIN_ROWS, True),
+        (0, first.run_id, STARTER_COUNTS["machine_learning_curated"], False),
+    ]
+    library = table_history(str(lake))
+    assert {v.table for v in library.versions} == {*lake_tables(), *quarantine_tables()}
+    text = CliRunner().invoke(main, ["history", "--lake", str(lake)])
+    assert text.exit_code == 0 and f"{second.run_id}  (current)" in text.stdout
+    unknown = CliRunner().invoke(main, ["history", "customer_landing", "--lake", str(lake)])
+    assert unknown.exit_code == 2 and "unknown table 'customer_landing'" in unknown.stderr
