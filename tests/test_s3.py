@@ -484,3 +484,20 @@ def test_an_s3_rerun_with_nothing_changed_reads_no_landing_file_and_writes_no_ta
     ]
     # Listings, the lock, each table's log listed and its newest commit read (8 + 8), 2 manifest writes.
     assert len(fault_proxy.seen) <= 33
+
+
+@pytest.mark.s3
+def test_two_runs_on_s3_leave_both_versions_readable_by_plain_delta_readers(s3: S3, landed: str) -> None:
+    import polars as pl
+
+    from stedi_etl.run.runner import RunOptions
+
+    lake = s3.uri("lake")
+    assert run(landed, lake, endpoint_url=s3.endpoint).ok
+    assert run(landed, lake, endpoint_url=s3.endpoint, options=RunOptions(ml_join="timestamp")).ok
+    options = Store(lake, endpoint_url=s3.endpoint).table_options()
+    where = s3.uri("lake", "step_trainer", "curated")
+    latest = pl.scan_delta(where, storage_options=options).select(pl.len()).collect().item()
+    first = pl.scan_delta(where, version=0, storage_options=options).select(pl.len()).collect().item()
+    assert (first, latest) == (EXPECTED["machine_learning_curated"], 43681)
+    assert s3.key_id == options["AWS_ACCESS_KEY_ID"]  # the identity s3fs resolved, handed to deltalake
