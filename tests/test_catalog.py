@@ -130,7 +130,10 @@ def test_a_version_checked_against_an_older_contract_is_flagged(starter_lake: Pa
     name = pointer.files[0]
     same = delta.DataFile(name, (Path(folder) / name).stat().st_size, pointer.rows, '{"numRecords": 1}')
     schema = lake.read("step_trainer_trusted").head(0).to_arrow().schema
-    delta.commit(lake.store, folder, [same], schema, stale.record())
+    version = delta.commit(lake.store, folder, [same], schema, stale.record())
+    snapshot = lake.snapshot()
+    assert snapshot is not None
+    lake.write_snapshot("stale-contract", {**snapshot.versions, "step_trainer_trusted": version})
 
     entries = {t.table: t for t in build_catalog(str(lake_dir)).tables}
     assert entries["step_trainer_trusted"].contract_changed

@@ -77,3 +77,38 @@ def test_history_lists_each_version_with_its_run_and_rows(starter: Path, tmp_pat
     assert text.exit_code == 0 and f"{second.run_id}  (current)" in text.stdout
     unknown = CliRunner().invoke(main, ["history", "customer_landing", "--lake", str(lake)])
     assert unknown.exit_code == 2 and "unknown table 'customer_landing'" in unknown.stderr
+
+
+FIVE = (
+    "SELECT (SELECT COUNT(*) FROM customer_trusted) AS a, (SELECT COUNT(*) FROM accelerometer_trusted) AS b,"
+    " (SELECT COUNT(*) FROM customer_curated) AS c, (SELECT COUNT(*) FROM step_trainer_trusted) AS d,"
+    " (SELECT COUNT(*) FROM machine_learning_curated) AS e"
+)
+
+
+def five_counts(lake: Path) -> list[int]:
+    outcome = CliRunner().invoke(main, ["query", FIVE, "--lake", str(lake), "--format", "csv"])
+    assert outcome.exit_code == 0, outcome.output
+    return [int(n) for n in outcome.stdout.splitlines()[1].split(",")]
+
+
+def test_a_run_killed_between_commits_leaves_readers_on_the_previous_runs_lake(
+    starter: Path, stedi_2022: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import STEDI_2022_COUNTS
+    from tests.killing import killed_run
+
+    lake = tmp_path / "lake"
+    assert run(str(starter), str(lake)).ok
+    # Writes: two manifests, eight data files, then the commits: killed before the fourth commit.
+    killed_run(str(stedi_2022), str(lake), 14, half_written=False)
+    committed = [t for t, f in FOLDERS.items() if pl.read_delta(str(lake / f)).height == STEDI_2022_COUNTS[t]]
+    assert committed  # some tables took the dead run's commit: a plain Delta reader sees a mix
+    assert five_counts(lake) == [STARTER_COUNTS[t] for t in FOLDERS]  # stedi-etl reads the snapshot
+
+    # The next run of the snapshot's landing finds every table up to date and settles the strays.
+    again = run(str(starter), str(lake))
+    assert again.ok and {t.status for t in again.tables} == {"up_to_date"}
+    for table, folder in FOLDERS.items():
+        assert pl.read_delta(str(lake / folder)).height == STARTER_COUNTS[table], table
+    assert five_counts(lake) == [STARTER_COUNTS[t] for t in FOLDERS]

@@ -230,6 +230,19 @@ def latest_records(
     return found
 
 
+def records_at(store: Store, versions: Mapping[str, tuple[str, int]]) -> dict[str, dict[str, Any] | None]:
+    """For each table (name -> (folder, version)), the build record that version's commit carries; None
+    where the commit has none or is gone. The commit files are fetched together."""
+    paths = {name: _commit_path(folder, number) for name, (folder, number) in versions.items()}
+    found = store.read_many_if_exists(paths.values())
+    records: dict[str, dict[str, Any] | None] = {}
+    for name, path in paths.items():
+        data = found[path]
+        raw = None if data is None else _commit_info(data, store.url(path)).get(RECORD_KEY)
+        records[name] = json.loads(raw) if isinstance(raw, str) else None
+    return records
+
+
 def _commit_path(table_dir: str, number: int) -> str:
     return f"{table_dir}/{DELTA_LOG}/{number:020d}.json"
 

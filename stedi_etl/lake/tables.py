@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 LANDING_RECORD = "landing.json"
 LANDING_RECORD_FORMAT = "stedi-etl/landing/1"
 RECORD_FORMAT = "stedi-etl/build-record/1"
+SNAPSHOT = "snapshot.json"
+SNAPSHOT_FORMAT = "stedi-etl/lake-snapshot/1"
 META = "_stedi"
 # What the release before Delta tables wrote: a pointer per table and one folder per version.
 LEGACY_POINTER = "_current.json"
@@ -98,6 +100,29 @@ class Pointer:
             return cls(**{**record, "table": table, "version": version, "files": tuple(record["files"])})
         except (ValueError, TypeError, KeyError) as err:
             raise LakeError(f"{where} is not a commit of stedi-etl: {err}") from None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The lake as one run left it: the Delta version of every table, read together."""
+
+    run_id: str
+    written_at: str
+    versions: dict[str, int]
+    format: str = SNAPSHOT_FORMAT
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> Snapshot:
+        try:
+            fields = json.loads(data)
+            if fields.get("format") != SNAPSHOT_FORMAT:
+                raise ValueError(f"unknown snapshot format {fields.get('format')!r}")
+            return cls(**{**fields, "versions": {t: int(v) for t, v in fields["versions"].items()}})
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            raise LakeError(f"{where} is not a stedi-etl lake snapshot: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -149,14 +174,56 @@ class Lake:
         if self.store.is_file(self.store.path()):
             raise UsageError(f"lake {self.uri} is a file, not a folder")
 
-    def pointers(self, tables: Sequence[str]) -> dict[str, Pointer | None]:
-        """Each of ``tables`` at its latest version stedi-etl committed; None where it has none."""
-        found = delta.latest_records(self.store, {table: self.table_dir(table) for table in tables})
+    def snapshot(self) -> Snapshot | None:
+        """The lake's current snapshot: the versions its latest complete run left; None before the first."""
+        path = self.meta_path(SNAPSHOT)
+        found = self.store.read_if_exists(path)
+        return None if found is None else Snapshot.from_json(found, self.store.url(path))
+
+    def write_snapshot(self, run_id: str, versions: dict[str, int]) -> Snapshot:
+        """Record, as one object, the version of every table a run left: kept under its run id, then made
+        current (a rename on disk, one PUT on S3), so readers switch from one run's lake to the next whole."""
+        snapshot = Snapshot(run_id, datetime.now(UTC).isoformat(timespec="milliseconds"), dict(versions))
+        self.store.write_bytes(self.meta_path("snapshots", f"{run_id}.json"), snapshot.to_json())
+        self.store.replace(self.meta_path(SNAPSHOT), snapshot.to_json())
+        return snapshot
+
+    def pointers(self, tables: Sequence[str], snapshot: Snapshot | None = None) -> dict[str, Pointer | None]:
+        """Each of ``tables`` at the version the lake's snapshot names (``snapshot``, or the current one):
+        one run's tables, never a mix. A table the snapshot does not name, or a lake without a snapshot
+        (written before snapshots), is read at its latest version stedi-etl committed."""
+        snapshot = snapshot if snapshot is not None else self.snapshot()
+        named = {
+            t: (self.table_dir(t), snapshot.versions[t])
+            for t in tables
+            if snapshot and t in snapshot.versions
+        }
+        records = delta.records_at(self.store, named)
+        found: dict[str, Pointer | None] = {
+            table: None
+            if records[table] is None
+            else Pointer.from_record(table, named[table][1], records[table], self.store.url(named[table][0]))  # type: ignore[arg-type]
+            for table in named
+        }
+        rest = [t for t in tables if t not in named]
+        if rest:
+            latest = delta.latest_records(self.store, {table: self.table_dir(table) for table in rest})
+            for table, hit in latest.items():
+                found[table] = (
+                    None
+                    if hit is None
+                    else Pointer.from_record(table, hit[0], hit[1], self.store.url(self.table_dir(table)))
+                )
+        return {table: found[table] for table in tables}
+
+    def latest_pointers(self, tables: Sequence[str]) -> dict[str, Pointer | None]:
+        """Each of ``tables`` at its latest version stedi-etl committed, whatever the snapshot says."""
+        latest = delta.latest_records(self.store, {table: self.table_dir(table) for table in tables})
         return {
             table: None
             if hit is None
             else Pointer.from_record(table, hit[0], hit[1], self.store.url(self.table_dir(table)))
-            for table, hit in found.items()
+            for table, hit in latest.items()
         }
 
     def pointer(self, table: str) -> Pointer | None:
@@ -213,16 +280,60 @@ class Lake:
         staged: Sequence[Staged],
         retention_hours: float = delta.DEFAULT_RETENTION_HOURS,
         expected: dict[str, int] | None = None,
+        unchanged: Sequence[Pointer] = (),
+        run_id: str = "",
     ) -> dict[str, Pointer]:
         """Steps 1-3 for a run's new versions; each table's pointer at the version its commit made.
 
         Every file is written (concurrently on S3) before the first commit, so a run that dies while
         writing leaves every table at its previous version. ``expected`` are the versions the run recorded
         in its manifest before publishing; a commit that got another (a writer outside the lock) stops the
-        run.
+        run. ``unchanged`` are the run's up-to-date tables at the versions the snapshot names; one that a
+        dead run committed to since gets its version's files back in a new commit. Last, the run's snapshot
+        names every table's version (written only when a version changed, or the lake has none yet).
         """
-        if not staged:
-            return {}
+        previous = self.snapshot()
+        committed = self._commit_staged(staged, expected) if staged else {}
+        restored = self._restore_drifted(unchanged)
+        for table in [*committed, *restored]:
+            delta.vacuum(self.store, self.table_dir(table), retention_hours)
+        if committed:
+            self.remove_legacy(list(committed))
+        if committed or restored or (previous is None and unchanged):
+            versions = dict(previous.versions) if previous else {}
+            versions |= {p.table: p.version for p in unchanged}
+            versions |= {t: p.version for t, p in {**restored, **committed}.items()}
+            self.write_snapshot(run_id or new_run_id(), versions)
+        return committed
+
+    def _restore_drifted(self, unchanged: Sequence[Pointer]) -> dict[str, Pointer]:
+        """Commit again, as a new version, the snapshot's version of each up-to-date table that took a
+        commit after it (from a run that died before its snapshot), so plain Delta readers see it too."""
+        later = []
+        for pointer in unchanged:
+            newest_version = delta.version(self.store, self.table_dir(pointer.table))
+            if newest_version is not None and newest_version > pointer.version:
+                later.append(pointer)
+        latest = self.latest_pointers([p.table for p in later]) if later else {}
+        restored: dict[str, Pointer] = {}
+        for pointer in later:
+            newest = latest[pointer.table]
+            if newest is None or newest.version <= pointer.version:
+                continue  # only commits without data (a vacuum's) came after it
+            directory = self.table_dir(pointer.table)
+            sizes = self.store.files(directory)
+            files = [
+                delta.DataFile(
+                    name, sizes[f"{directory}/{name}"], pointer.rows, json.dumps({"numRecords": pointer.rows})
+                )
+                for name in pointer.files
+            ]
+            schema = delta.read(self.store, directory, pointer.version).head(0).to_arrow().schema
+            number = delta.commit(self.store, directory, files, schema, pointer.record())
+            restored[pointer.table] = replace(pointer, version=number)
+        return restored
+
+    def _commit_staged(self, staged: Sequence[Staged], expected: dict[str, int] | None) -> dict[str, Pointer]:
         self.store.write_many({path: data for s in staged for path, data in s.files.items()})
         committed: dict[str, Pointer] = {}
         for s in staged:
@@ -238,9 +349,6 @@ class Lake:
                     "writer committed to it outside the lake's lock"
                 )
             committed[table] = replace(s.pointer, version=number)
-        for table in committed:
-            delta.vacuum(self.store, self.table_dir(table), retention_hours)
-        self.remove_legacy(list(committed))
         return committed
 
     def legacy_tables(self) -> list[str]:

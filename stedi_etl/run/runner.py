@@ -259,7 +259,14 @@ class _Run:
                 self.record(status="publishing")
                 self.lock.confirm()
             publish_started = time.perf_counter()
-            committed = self.lake.publish(self.staged, self.retention_hours, planned)
+            unchanged = [
+                pointer
+                for t in self.result.tables + self.result.quarantines
+                if t.status == "up_to_date" and (pointer := self.current.get(t.table)) is not None
+            ]
+            committed = self.lake.publish(
+                self.staged, self.retention_hours, planned, unchanged=unchanged, run_id=self.run_id
+            )
             made = {table: pointer.version for table, pointer in committed.items()}
             if self.staged:  # the lake's tables now come (at least in part) from this landing
                 self.lake.record_landing(self.landing_store.location, self.run_id)
