@@ -72,6 +72,15 @@ def _landing_option(read_for: str) -> Callable[[F], F]:
     )
 
 
+def _as_of_option(command: F) -> F:
+    return click.option(
+        "--as-of",
+        metavar="RUN_ID|TIME",
+        help="Read the lake as a run left it: a run id (stedi-etl runs) or an ISO time, within the "
+        "retention.",
+    )(command)
+
+
 def _s3_endpoint_option(command: F) -> F:
     return click.option(
         "--s3-endpoint-url",
@@ -304,6 +313,7 @@ def render_run(result: Any) -> str:
     "--contract", "contract_name", metavar="NAME", help="Check PATHS (Parquet or JSON) against this contract."
 )
 @click.argument("paths", nargs=-1)
+@_as_of_option
 @_s3_endpoint_option
 @_output_options
 @_reports_errors
@@ -312,6 +322,7 @@ def validate(
     lake: str | None,
     contract_name: str | None,
     paths: tuple[str, ...],
+    as_of: str | None,
     s3_endpoint_url: str | None,
     quiet: bool,
     as_json: bool,
@@ -326,10 +337,12 @@ def validate(
         _fail("--contract NAME needs at least one PATH to check", 2)
     if paths and not contract_name:
         _fail("PATHs are checked against a contract: add --contract NAME", 2)
+    if as_of and not lake:
+        _fail("--as-of reads an earlier snapshot of a lake: add --lake URI", 2)
     if landing:
         result = checks.validate_landing(landing, endpoint_url=s3_endpoint_url)
     elif lake:
-        result = checks.validate_lake(lake, endpoint_url=s3_endpoint_url)
+        result = checks.validate_lake(lake, endpoint_url=s3_endpoint_url, as_of=as_of)
     else:
         result = checks.validate_paths(contract_name, paths, endpoint_url=s3_endpoint_url)  # type: ignore[arg-type]
     if as_json:
@@ -552,10 +565,17 @@ def _where(contract: Any) -> str:
     help="Output format; parquet needs --output.",
 )
 @click.option("--output", "-o", metavar="PATH", help="Write the result to this file instead of stdout.")
+@_as_of_option
 @_s3_endpoint_option
 @_reports_errors
 def query(
-    sql: str, lake: str, landing: str | None, fmt: str, output: str | None, s3_endpoint_url: str | None
+    sql: str,
+    lake: str,
+    landing: str | None,
+    fmt: str,
+    output: str | None,
+    as_of: str | None,
+    s3_endpoint_url: str | None,
 ) -> None:
     """Run one read-only SQL statement over the eight tables (landing and lake), case-blind as Athena."""
     from stedi_etl.commands.query import render, run_query, write_output
@@ -563,7 +583,7 @@ def query(
 
     if fmt == "parquet" and not output:
         raise UsageError("--format parquet writes a file: add --output PATH")
-    result = run_query(sql, lake, landing, endpoint_url=s3_endpoint_url)
+    result = run_query(sql, lake, landing, endpoint_url=s3_endpoint_url, as_of=as_of)
     data = render(result.frame, fmt)  # type: ignore[arg-type]
     if output:
         write_output(data, output)
@@ -575,13 +595,14 @@ def query(
 @main.command()
 @_lake_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON on stdout.")
+@_as_of_option
 @_s3_endpoint_option
 @_reports_errors
-def catalog(lake: str, as_json: bool, s3_endpoint_url: str | None) -> None:
+def catalog(lake: str, as_json: bool, as_of: str | None, s3_endpoint_url: str | None) -> None:
     """Every table of the lake: zone, current version's location, columns, rows, when built, contract."""
     from stedi_etl.commands.catalog import build_catalog
 
-    result = build_catalog(lake, endpoint_url=s3_endpoint_url)
+    result = build_catalog(lake, endpoint_url=s3_endpoint_url, as_of=as_of)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -669,6 +690,7 @@ def profile(
     "--show-personal", is_flag=True, help="Show personal-data values in samples instead of masking."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what the report shows, in brief, as JSON.")
+@_as_of_option
 @_s3_endpoint_option
 @_reports_errors
 def report(
@@ -677,13 +699,14 @@ def report(
     output: str,
     show_personal: bool,
     as_json: bool,
+    as_of: str | None,
     s3_endpoint_url: str | None,
 ) -> None:
     """Write the lake at a glance as one self-contained HTML file: funnel, lineage, contracts, samples."""
     from stedi_etl.render.report import write_report
 
     result = write_report(
-        lake, output, landing=landing, show_personal=show_personal, endpoint_url=s3_endpoint_url
+        lake, output, landing=landing, show_personal=show_personal, endpoint_url=s3_endpoint_url, as_of=as_of
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

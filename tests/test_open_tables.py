@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from sqlglot import exp, parse_one
 
 from stedi_etl.cli import main
@@ -112,3 +112,87 @@ def test_a_run_killed_between_commits_leaves_readers_on_the_previous_runs_lake(
     for table, folder in FOLDERS.items():
         assert pl.read_delta(str(lake / folder)).height == STARTER_COUNTS[table], table
     assert five_counts(lake) == [STARTER_COUNTS[t] for t in FOLDERS]
+
+
+def test_as_of_reads_an_earlier_runs_lake_until_its_files_are_vacuumed(
+    starter: Path, stedi_2022: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import STEDI_2022_COUNTS
+
+    lake = tmp_path / "lake"
+    first = run(str(starter), str(lake))
+    second = run(str(stedi_2022), str(lake))
+    third = run(str(starter), str(lake), options=RunOptions(ml_join="timestamp"))
+    assert first.ok and second.ok and third.ok
+
+    def as_of(moment: str) -> Result:
+        return CliRunner().invoke(
+            main, ["query", FIVE, "--lake", str(lake), "--format", "csv", "--as-of", moment]
+        )
+
+    counts = as_of(first.run_id)
+    assert counts.exit_code == 0, counts.output
+    assert [int(n) for n in counts.stdout.splitlines()[1].split(",")] == [STARTER_COUNTS[t] for t in FOLDERS]
+    second_snapshot = Lake.of(str(lake), as_of=second.run_id).snapshot()
+    assert second_snapshot is not None
+    by_time = as_of(second_snapshot.written_at)  # a time: the snapshot current then
+    assert [int(n) for n in by_time.stdout.splitlines()[1].split(",")] == [
+        STEDI_2022_COUNTS[t] for t in FOLDERS
+    ]
+    assert five_counts(lake)[-1] == TIMESTAMP_JOIN_ROWS  # without --as-of: the latest run's lake
+    validated = CliRunner().invoke(main, ["validate", "--lake", str(lake), "--as-of", first.run_id])
+    assert validated.exit_code == 0, validated.output
+
+    # A fourth run with no retention vacuums the files only the earlier runs' versions named.
+    assert run(str(stedi_2022), str(lake), retention_hours=0).ok
+    gone = as_of(first.run_id)
+    assert gone.exit_code == 2
+    assert "is no longer kept" in gone.stderr and len(gone.stderr.strip().splitlines()) == 1
+    unknown = as_of("no-such-run")
+    assert unknown.exit_code == 2 and "neither a run" in unknown.stderr
+
+
+WRITER = """
+import sys
+from stedi_etl.run.runner import run
+lake, landings, rounds = sys.argv[1], sys.argv[2:4], int(sys.argv[4])
+for number in range(rounds):
+    assert run(landings[number % 2], lake, full_refresh=True).ok
+"""
+
+
+def test_readers_see_one_runs_lake_while_a_writer_replaces_it(
+    starter: Path, stedi_2022: Path, tmp_path: Path
+) -> None:
+    """A writer alternates the lake between the two data sets; every five-table query equals one run's
+    counts and validate --lake never fails (before snapshots: 1 of 74 queries read two runs' tables)."""
+    import subprocess
+    import sys
+
+    from stedi_etl.commands.query import run_query
+    from stedi_etl.commands.validate import validate_lake
+    from tests.conftest import REPO, STEDI_2022_COUNTS
+
+    lake = tmp_path / "lake"
+    assert run(str(starter), str(lake)).ok
+    one_run = {tuple(STARTER_COUNTS[t] for t in FOLDERS), tuple(STEDI_2022_COUNTS[t] for t in FOLDERS)}
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(lake), str(stedi_2022), str(starter), "20"],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+    )
+    reads = validations = 0
+    try:
+        while writer.poll() is None:
+            counts = tuple(run_query(FIVE, str(lake), None).frame.row(0))
+            assert counts in one_run, counts
+            reads += 1
+            if reads % 10 == 0:
+                result = validate_lake(str(lake))
+                assert result.ok, [f.line() for r in result.reports for f in r.errors]
+                validations += 1
+    finally:
+        writer.wait(timeout=300)
+    assert writer.returncode == 0, writer.stderr.read().decode()  # type: ignore[union-attr]
+    print(f"{reads} five-table reads and {validations} lake validations during 20 runs")
+    assert reads >= 50

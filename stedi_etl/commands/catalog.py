@@ -102,12 +102,16 @@ def catalog_tables() -> tuple[str, ...]:
 
 
 def build_catalog(
-    lake_uri: Lake | str, *, endpoint_url: str | None = None, require_tables: bool = True
+    lake_uri: Lake | str,
+    *,
+    endpoint_url: str | None = None,
+    require_tables: bool = True,
+    as_of: str | None = None,
 ) -> Catalog:
     """The catalog of the lake at ``lake_uri`` (or of that Lake); a location without any published table
     is a usage error, unless ``require_tables`` is False and a run's manifest is there (a first run that
     failed)."""
-    lake = Lake.of(lake_uri, endpoint_url)
+    lake = Lake.of(lake_uri, endpoint_url, as_of=as_of)
     shown = lake_uri if isinstance(lake_uri, str) else lake.uri
     pointers = lake.tables()
     manifest = lake.latest_manifest() if pointers or not require_tables else None

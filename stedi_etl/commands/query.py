@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from stedi_etl.contracts import lake_tables, landing_table, landing_tables
 from stedi_etl.errors import UsageError
+from stedi_etl.lake.tables import Lake
 
 if TYPE_CHECKING:
     import polars as pl
@@ -76,7 +77,9 @@ def referenced_tables(sql: str) -> tuple[str, ...]:
     return tuple(name for name in query_tables() if name in words)
 
 
-def run_query(sql: str, lake: str, landing: str | None, *, endpoint_url: str | None = None) -> QueryResult:
+def run_query(
+    sql: str, lake: str, landing: str | None, *, endpoint_url: str | None = None, as_of: str | None = None
+) -> QueryResult:
     """Run one read-only SQL statement over the tables it names, read from ``lake`` and ``landing``
     (None: the landing the lake was built from, or the bundled sample for a lake without one)."""
     import duckdb
@@ -85,7 +88,7 @@ def run_query(sql: str, lake: str, landing: str | None, *, endpoint_url: str | N
     started = time.perf_counter()
     check_read_only(sql)
     needed = referenced_tables(sql)
-    frames = _read_tables(needed, lake, landing, endpoint_url)
+    frames = _read_tables(needed, Lake.of(lake, endpoint_url, as_of=as_of), landing, endpoint_url)
     # No file system, no extensions, and settings locked: the registered frames are all a query can see.
     connection = duckdb.connect(
         ":memory:",
@@ -136,15 +139,14 @@ class _ArrowStream:
 
 
 def _read_tables(
-    names: tuple[str, ...], lake_uri: str, landing_uri: str | None, endpoint_url: str | None
+    names: tuple[str, ...], lake: Lake, landing_uri: str | None, endpoint_url: str | None
 ) -> dict[str, pl.DataFrame]:
     from stedi_etl.lake.storage import open_store
-    from stedi_etl.lake.tables import Lake, choose_landing
+    from stedi_etl.lake.tables import choose_landing
     from stedi_etl.landing.read import read_landing, require_landing
 
     frames = {}
     datasets = landing_tables()
-    lake = Lake.of(lake_uri, endpoint_url)  # nothing is read until asked: opening it costs no request
     wanted_landing = [datasets[n] for n in names if n in datasets]
     if wanted_landing:
         recorder = None if landing_uri else lake
@@ -155,9 +157,10 @@ def _read_tables(
     wanted_lake = [n for n in names if n not in datasets]
     if wanted_lake:
         if not lake.tables():
-            raise UsageError(f"no published tables in {lake_uri} (is the lake URI right?)")
+            raise UsageError(f"no published tables in {lake.uri} (is the lake URI right?)")
+        pointers = lake.tables()  # one snapshot: every table of the same run's lake
         for name in wanted_lake:
-            frames[name] = lake.read(name)
+            frames[name] = lake.read(name, pointers.get(name))
     return frames
 
 

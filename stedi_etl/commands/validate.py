@@ -36,17 +36,17 @@ def validate_landing(uri: str, *, endpoint_url: str | None = None) -> Validation
     return ValidationResult(tuple(reports), quarantined)
 
 
-def validate_lake(uri: str, *, endpoint_url: str | None = None) -> ValidationResult:
+def validate_lake(uri: str, *, endpoint_url: str | None = None, as_of: str | None = None) -> ValidationResult:
     """Check the current version of every published table of the lake, SQL rules across tables included."""
     from stedi_etl.contracts import table_contract
     from stedi_etl.errors import UsageError
     from stedi_etl.lake.tables import Lake
 
-    lake = Lake.of(uri, endpoint_url)
+    lake = Lake.of(uri, endpoint_url, as_of=as_of)
     pointers = lake.tables()
     if not pointers:
         raise UsageError(f"no published tables in {uri}")
-    frames = {name: lake.read(name) for name in pointers}
+    frames = {name: lake.read(name, pointers[name]) for name in pointers}  # one snapshot
     reports = []
     for name, frame in frames.items():
         contract = table_contract(name)

@@ -144,13 +144,17 @@ class Staged:
 class Lake:
     """A lake root: where each table lives, how a version is published, and how a reader finds it."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, as_of: str | None = None) -> None:
         self.store = store
+        self.as_of = as_of  # a run id or an ISO time: every read sees the snapshot then current
 
     @classmethod
-    def of(cls, lake: Lake | str, endpoint_url: str | None = None) -> Lake:
-        """``lake`` itself, or the lake at a root URI: a command opens its lake once and passes it on."""
-        return lake if isinstance(lake, Lake) else cls(open_store(lake, endpoint_url=endpoint_url))
+    def of(cls, lake: Lake | str, endpoint_url: str | None = None, *, as_of: str | None = None) -> Lake:
+        """``lake`` itself, or the lake at a root URI (as it was ``as_of`` a run or a time): a command opens
+        its lake once and passes it on."""
+        if isinstance(lake, Lake):
+            return lake
+        return cls(open_store(lake, endpoint_url=endpoint_url), as_of)
 
     @property
     def uri(self) -> str:
@@ -175,10 +179,33 @@ class Lake:
             raise UsageError(f"lake {self.uri} is a file, not a folder")
 
     def snapshot(self) -> Snapshot | None:
-        """The lake's current snapshot: the versions its latest complete run left; None before the first."""
+        """The lake's current snapshot: the versions its latest complete run left; None before the first.
+        A lake opened ``as_of`` a run or a time gives the snapshot current then."""
+        if self.as_of is not None:
+            return self.snapshot_as_of(self.as_of)
         path = self.meta_path(SNAPSHOT)
         found = self.store.read_if_exists(path)
         return None if found is None else Snapshot.from_json(found, self.store.url(path))
+
+    def snapshot_as_of(self, as_of: str) -> Snapshot:
+        """The snapshot of run ``as_of``, or the latest one written at or before the time ``as_of``."""
+        listed = sorted(p for p in self.store.files(self.meta_path("snapshots")) if p.endswith(".json"))
+        by_run = {p.rsplit("/", 1)[-1][: -len(".json")]: p for p in listed}
+        if as_of in by_run:
+            return Snapshot.from_json(self.store.read_bytes(by_run[as_of]), self.store.url(by_run[as_of]))
+        try:
+            moment = datetime.fromisoformat(as_of)
+        except ValueError:
+            raise UsageError(
+                f"--as-of {as_of}: neither a run with a snapshot in {self.uri} nor an ISO time "
+                "(stedi-etl runs lists the runs)"
+            ) from None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        found = [s for s in (Snapshot.from_json(d, p) for p, d in self.store.read_many(listed).items())]
+        earlier = [s for s in found if datetime.fromisoformat(s.written_at) <= moment]
+        if not earlier:
+            raise UsageError(f"--as-of {as_of}: {self.uri} has no snapshot that early")
+        return max(earlier, key=lambda s: s.written_at)
 
     def write_snapshot(self, run_id: str, versions: dict[str, int]) -> Snapshot:
         """Record, as one object, the version of every table a run left: kept under its run id, then made
@@ -230,19 +257,22 @@ class Lake:
         return self.pointers([table])[table]
 
     def read(self, table: str, pointer: Pointer | None = None) -> pl.DataFrame:
-        """``table`` at ``pointer``'s version, or at its current one; a version vacuumed while being read
-        is re-resolved once."""
-        if pointer is not None:
-            return delta.read(self.store, self.table_dir(table), pointer.version)
+        """``table`` at ``pointer``'s version, or at the snapshot's; a version vacuumed while being read is
+        re-resolved once (not for a lake opened ``as_of``: that snapshot is no longer kept)."""
         for attempt in (1, 2):
-            current = self.pointer(table)
+            current = pointer or self.pointer(table)
             if current is None:
                 self.refuse_legacy()
                 raise LakeError(f"{table} has no published version in {self.uri}")
             try:
                 return delta.read(self.store, self.table_dir(table), current.version)
             except StorageError:
-                if attempt == 2:
+                if self.as_of is not None:
+                    raise UsageError(
+                        f"--as-of {self.as_of}: {table} version {current.version} is no longer kept (its "
+                        "files were vacuumed after the retention)"
+                    ) from None
+                if attempt == 2 or pointer is not None:
                     raise
         raise AssertionError("unreachable")
 
@@ -501,9 +531,12 @@ def data_files(store: Store) -> list[str]:
     return files
 
 
-def read_table(lake: str, table: str, *, endpoint_url: str | None = None) -> pl.DataFrame:
-    """The current version of a lake table, e.g. ``read_table("s3://b/lake", "machine_learning_curated")``."""
-    return Lake.of(lake, endpoint_url).read(table)
+def read_table(
+    lake: str, table: str, *, endpoint_url: str | None = None, as_of: str | None = None
+) -> pl.DataFrame:
+    """A lake table at the lake's current snapshot (or ``as_of`` a run or time), e.g.
+    ``read_table("s3://b/lake", "machine_learning_curated")``."""
+    return Lake.of(lake, endpoint_url, as_of=as_of).read(table)
 
 
 def elapsed(started: float) -> float:

@@ -141,6 +141,7 @@ def build_report(
     *,
     show_personal: bool = False,
     endpoint_url: str | None = None,
+    as_of: str | None = None,
 ) -> Report:
     """Gather the report of ``lake``; ``landing`` defaults to the landing the lake was built from."""
     from stedi_etl.commands.catalog import build_catalog
@@ -152,7 +153,7 @@ def build_report(
     from stedi_etl.lake.tables import Lake
     from stedi_etl.landing.read import read_landing, require_landing
 
-    the_lake = Lake.of(lake, endpoint_url)  # one Lake for the catalog, the runs and the tables
+    the_lake = Lake.of(lake, endpoint_url, as_of=as_of)  # one Lake for the catalog, runs and tables
     catalog = build_catalog(the_lake, require_tables=False)
     manifest = the_lake.latest_manifest()
     if landing is None:
@@ -164,7 +165,7 @@ def build_report(
     listings = require_landing(store, dataset_names())
     reads = {d: read_landing(store, d, listings[d]) for d in dataset_names()}
     pointers = the_lake.tables()
-    frames = {table: the_lake.read(table) for table in pointers}
+    frames = {table: the_lake.read(table, pointer) for table, pointer in pointers.items()}  # one snapshot
     options = {table: dict(p.run.get("options") or {}) for table, p in pointers.items()}
     funnel = build_funnel(
         {d: r.frame for d, r in reads.items()},
@@ -197,10 +198,11 @@ def write_report(
     landing: str | None = None,
     show_personal: bool = False,
     endpoint_url: str | None = None,
+    as_of: str | None = None,
 ) -> ReportResult:
     """Write the report of ``lake`` to the local file ``output``; what it shows, in brief."""
     started = time.perf_counter()
-    report = build_report(lake, landing, show_personal=show_personal, endpoint_url=endpoint_url)
+    report = build_report(lake, landing, show_personal=show_personal, endpoint_url=endpoint_url, as_of=as_of)
     page = render_html(report).encode()
     try:
         Path(output).write_bytes(page)
