@@ -595,13 +595,41 @@ def query(
 @main.command()
 @_lake_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON on stdout.")
+@click.option(
+    "--register-glue",
+    metavar="DATABASE",
+    help="Create or update every table in this AWS Glue database: contract columns, fixed locations.",
+)
+@click.option(
+    "--glue-endpoint-url",
+    metavar="URL",
+    envvar="STEDI_ETL_GLUE_ENDPOINT_URL",
+    help="Glue-compatible endpoint; default: the AWS chain (AWS_ENDPOINT_URL_GLUE, AWS_ENDPOINT_URL).",
+)
 @_as_of_option
 @_s3_endpoint_option
 @_reports_errors
-def catalog(lake: str, as_json: bool, as_of: str | None, s3_endpoint_url: str | None) -> None:
+def catalog(
+    lake: str,
+    as_json: bool,
+    register_glue: str | None,
+    glue_endpoint_url: str | None,
+    as_of: str | None,
+    s3_endpoint_url: str | None,
+) -> None:
     """Every table of the lake: zone, current version's location, columns, rows, when built, contract."""
     from stedi_etl.commands.catalog import build_catalog
 
+    if register_glue:
+        from stedi_etl.commands.glue import register_glue as register
+
+        if as_of:
+            _fail("--register-glue registers the tables' fixed locations: drop --as-of", 2)
+        registered = register(
+            lake, register_glue, endpoint_url=s3_endpoint_url, glue_endpoint_url=glue_endpoint_url
+        )
+        click.echo(json.dumps(registered.to_dict(), indent=2) if as_json else registered.summary())
+        return
     result = build_catalog(lake, endpoint_url=s3_endpoint_url, as_of=as_of)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

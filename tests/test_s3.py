@@ -501,3 +501,89 @@ def test_two_runs_on_s3_leave_both_versions_readable_by_plain_delta_readers(s3: 
     first = pl.scan_delta(where, version=0, storage_options=options).select(pl.len()).collect().item()
     assert (first, latest) == (EXPECTED["machine_learning_curated"], 43681)
     assert s3.key_id == options["AWS_ACCESS_KEY_ID"]  # the identity s3fs resolved, handed to deltalake
+
+
+# --- the AWS Glue Data Catalog (moto's Glue, on the same server) --------------------------------------------
+
+
+@pytest.mark.s3
+def test_register_glue_lists_every_table_with_contract_columns_at_fixed_locations(
+    s3: S3, landed: str
+) -> None:
+    import boto3
+    import yaml
+
+    from stedi_etl.run.runner import RunOptions
+
+    lake = s3.uri("lake")
+    assert run(landed, lake, endpoint_url=s3.endpoint).ok
+    endpoints = ("--s3-endpoint-url", s3.endpoint, "--glue-endpoint-url", s3.endpoint)
+    code, out, err = cli("catalog", "--lake", lake, "--register-glue", "stedi", "--json", *endpoints)
+    assert code == 0, err
+    assert {t["action"] for t in json.loads(out)["tables"]} == {"created"}
+
+    glue = boto3.client("glue", endpoint_url=s3.endpoint, region_name="us-east-1")
+    tables = {t["Name"]: t for t in glue.get_tables(DatabaseName="stedi")["TableList"]}
+    assert len(tables) == 8
+    for name, table in tables.items():
+        contract = yaml.safe_load((REPO / "contracts" / f"{name}.yaml").read_text())
+        wanted = [p["name"] for p in contract["schema"][0]["properties"]]
+        assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == wanted, name
+    ml = tables["machine_learning_curated"]
+    assert ml["StorageDescriptor"]["Location"] == s3.uri("lake", "step_trainer", "curated") + "/"
+    assert ml["Parameters"]["table_type"] == "DELTA"
+    assert tables["customer_landing"]["StorageDescriptor"]["Location"] == f"{landed}/customer/landing/"
+    locations = {name: t["StorageDescriptor"]["Location"] for name, t in tables.items()}
+
+    # Another lake version: registering again updates the tables and moves no location.
+    assert run(landed, lake, endpoint_url=s3.endpoint, options=RunOptions(ml_join="timestamp")).ok
+    code, out, err = cli("catalog", "--lake", lake, "--register-glue", "stedi", *endpoints)
+    assert code == 0, err
+    assert "updated" in out
+    again = {
+        t["Name"]: t["StorageDescriptor"]["Location"]
+        for t in glue.get_tables(DatabaseName="stedi")["TableList"]
+    }
+    assert again == locations
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_readers_on_s3_see_one_runs_lake_while_a_writer_replaces_it(
+    s3: S3, landed: str, starter: Path
+) -> None:
+    from stedi_etl.commands.query import run_query
+    from tests.conftest import STARTER_COUNTS, STEDI_2022_COUNTS, data_set
+
+    lake = s3.uri("lake")
+    land_files(str(data_set("stedi-2022")), s3.uri("landing-2022"), endpoint_url=s3.endpoint)
+    assert run(landed, lake, endpoint_url=s3.endpoint).ok
+    tables = list(STARTER_COUNTS)
+    five = "SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {t}) AS c{i}" for i, t in enumerate(tables))
+    one_run = {tuple(STARTER_COUNTS[t] for t in tables), tuple(STEDI_2022_COUNTS[t] for t in tables)}
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom stedi_etl.run.runner import run\n"
+            "for n in range(6):\n"
+            "    assert run(sys.argv[2 + n % 2], sys.argv[1], full_refresh=True).ok\n",
+            lake,
+            s3.uri("landing-2022"),
+            landed,
+        ],
+        cwd=REPO,
+        env={**os.environ, "AWS_ENDPOINT_URL": s3.endpoint},
+        stderr=subprocess.PIPE,
+    )
+    reads = 0
+    try:
+        while writer.poll() is None:
+            counts = tuple(run_query(five, lake, landed, endpoint_url=s3.endpoint).frame.row(0))
+            assert counts in one_run, counts
+            reads += 1
+    finally:
+        writer.wait(timeout=300)
+    assert writer.returncode == 0, writer.stderr.read().decode()  # type: ignore[union-attr]
+    print(f"{reads} five-table reads on S3 during 6 runs")
+    assert reads >= 5
