@@ -59,7 +59,6 @@ META = "_stedi"
 # What the release before Delta tables wrote: a pointer per table and one folder per version.
 LEGACY_POINTER = "_current.json"
 LEGACY_VERSION_PREFIX = "v-"
-POINTER = LEGACY_POINTER  # the name tests and tools of that release know
 
 
 def new_run_id() -> str:
