@@ -281,6 +281,10 @@ def render_run(result: Any) -> str:
         lines.append(f"  {s.dataset:<26}{s.files:>6}{s.rows:>10}{s.quarantined:>13}{s.seconds:>9.2f}")
         for reason, count in s.quarantined_by_reason.items():
             lines.append(f"    {count} {reason}")
+        if s.files_reused:
+            lines.append(
+                f"    {plural(s.files_parsed, 'file')} parsed, {s.files_reused} reused from earlier runs"
+            )
     lines.append("")
     lines.append(f"{'table':<28}{'zone':<9}{'rows':>7}  {'status':<11}{'seconds':>8}")
     for t in result.tables:

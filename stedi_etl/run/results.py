@@ -22,6 +22,8 @@ class LandingSummary:
     seconds: float
     errors: tuple[CheckFailure, ...] = ()
     warnings: tuple[CheckFailure, ...] = ()
+    files_parsed: int = 0  # read and parsed by this run
+    files_reused: int = 0  # taken from the parses of earlier runs (the parse cache)
 
     @property
     def ok(self) -> bool:

@@ -22,6 +22,7 @@ from stedi_etl.lake.delta import DEFAULT_RETENTION_HOURS
 from stedi_etl.lake.lock import LakeLock, acquire
 from stedi_etl.lake.storage import FileInfo, Store, is_hidden, open_store
 from stedi_etl.lake.tables import Lake, LandingChoice, Pointer, Staged, choose_landing, elapsed, new_run_id
+from stedi_etl.landing.cache import ParseCache
 from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
 from stedi_etl.run.parts import PART_ROWS, build_in_parts
@@ -217,6 +218,7 @@ class _Run:
         self.current: dict[str, Pointer] = {}  # the tables' pointers as the run found them
         self.landing_results: dict[str, LandingSummary] = {}
         self.input_rows: dict[str, int] = {}  # the step at hand's inputs, for an empty table's warning
+        self.caches: dict[str, ParseCache] = {}  # dataset -> the parses of its files
 
     @property
     def run_id(self) -> str:
@@ -270,6 +272,8 @@ class _Run:
             made = {table: pointer.version for table, pointer in committed.items()}
             if self.staged:  # the lake's tables now come (at least in part) from this landing
                 self.lake.record_landing(self.landing_store.location, self.run_id)
+            for cache in self.caches.values():  # after publishing: a killed run leaves no parse behind
+                cache.save()
             self.result = replace(
                 self.result,
                 timings={"publish": elapsed(publish_started)},
@@ -539,11 +543,18 @@ class _Run:
         task = f"reading {dataset}"
         self.meter.start(task, sum(info.size for info in self.listings[dataset].values()), "B")
         try:
+            cache = self.caches[dataset] = ParseCache(
+                self.lake.store,
+                self.lake.meta_path("parsed", dataset),
+                load_contract(landing_table(dataset)).sha256,
+                code_fingerprint(),
+            )
             read = read_landing(
                 self.landing_store,
                 dataset,
                 self.listings[dataset],
                 on_read=lambda amount: self.meter.advance(task, amount),
+                cache=cache,
             )
         finally:
             self.meter.finish(task)
@@ -566,6 +577,8 @@ class _Run:
             seconds=round(read.seconds, 4),
             errors=report.errors,
             warnings=report.warnings,
+            files_parsed=sum(not f.reused for f in read.files),
+            files_reused=sum(f.reused for f in read.files),
         )
         self.say(
             f"landing {dataset}: {plural(read.rows, 'row')} from {plural(len(read.files), 'file')}, "

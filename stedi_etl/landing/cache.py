@@ -1,0 +1,88 @@
+"""Each landing file parsed once: its typed rows and its rejects kept, keyed by what decides them.
+
+A file's parse depends on its bytes (its path, size and change stamp: the ETag on S3, the modification time
+on disk), on its dataset's landing contract and on the reader's code. Those make the key; a run reads and
+parses only the files whose key it has not seen, and takes the rest from here. Entries live in the lake's
+own area (``<lake>/_stedi/parsed/<dataset>/``): the rows as Parquet, the rejects and the read path as JSON.
+Entries are written after a run published (never during reading), and entries of files no longer in the
+landing zone are dropped then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+from stedi_etl.lake.storage import FileInfo, Store
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# A file's parse as the cache holds it: its rows, its rejects (as dicts of their fields), its read path.
+Parse = tuple["pl.DataFrame", list[dict[str, Any]], str]
+
+FORMAT = "stedi-etl/parsed-file/1"
+
+
+class ParseCache:
+    """The parses of one dataset's landing files, under ``folder`` of ``store`` (the lake's)."""
+
+    def __init__(self, store: Store, folder: str, contract_sha256: str, reader_code: str) -> None:
+        self.store = store
+        self.folder = folder
+        self.salt = f"{FORMAT} {contract_sha256} {reader_code}"
+        self.found: dict[str, Parse] = {}  # key -> parse, from this cache
+        self.made: dict[str, Parse] = {}  # key -> parse, made by this run
+        self.used: set[str] = set()
+
+    def key(self, relative: str, info: FileInfo) -> str:
+        text = json.dumps([self.salt, relative, info.size, info.stamp])
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def fetch(self, keys: list[str]) -> dict[str, Parse]:
+        """The cached parses among ``keys`` (fetched together)."""
+        import polars as pl
+
+        self.used.update(keys)
+        paths = {k: (f"{self.folder}/{k}.parquet", f"{self.folder}/{k}.json") for k in keys}
+        blobs = self.store.read_many_if_exists([p for pair in paths.values() for p in pair])
+        for key, (rows_path, meta_path) in paths.items():
+            rows, meta = blobs[rows_path], blobs[meta_path]
+            if rows is None or meta is None:
+                continue
+            try:
+                fields = json.loads(meta)
+                if fields.get("format") != FORMAT:
+                    continue
+                self.found[key] = (
+                    pl.read_parquet(io.BytesIO(rows)),
+                    list(fields["rejected"]),
+                    fields["path"],
+                )
+            except (ValueError, TypeError, KeyError):
+                continue  # a damaged entry is parsed again
+        return {k: self.found[k] for k in keys if k in self.found}
+
+    def remember(self, key: str, parse: Parse) -> None:
+        self.made[key] = parse
+
+    def save(self) -> None:
+        """Write the parses this run made, and drop the entries of files it did not see."""
+        entries: dict[str, bytes] = {}
+        for key, (frame, rejected, read_path) in self.made.items():
+            buffer = io.BytesIO()
+            frame.write_parquet(buffer, compression="zstd")
+            meta: dict[str, Any] = {"format": FORMAT, "path": read_path, "rejected": rejected}
+            entries[f"{self.folder}/{key}.parquet"] = buffer.getvalue()
+            entries[f"{self.folder}/{key}.json"] = json.dumps(meta).encode()
+        if entries:
+            self.store.write_many(entries)
+        stale = [
+            path
+            for path in self.store.files(self.folder)
+            if path.rsplit("/", 1)[-1].split(".", 1)[0] not in self.used
+        ]
+        if stale:
+            self.store.remove_many(stale)

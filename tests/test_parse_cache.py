@@ -1,0 +1,78 @@
+"""Each landing file parsed once: a run parses only the files it has not seen, and the lake it builds equals
+a full rebuild from scratch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+from click.testing import CliRunner
+
+from stedi_etl.cli import main
+from stedi_etl.contracts import lake_tables
+from stedi_etl.lake.storage import FileInfo, open_store
+from stedi_etl.lake.tables import Lake
+from stedi_etl.landing.cache import ParseCache
+from stedi_etl.run.runner import run
+
+
+def parsed_and_reused(lake: Path, landing: Path) -> dict[str, tuple[int, int]]:
+    outcome = CliRunner().invoke(main, ["run-all", "--landing", str(landing), "--lake", str(lake), "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    return {
+        s["dataset"]: (s["files_parsed"], s["files_reused"])
+        for s in json.loads(outcome.stdout)["landing_results"]
+        if s["rows"] is not None
+    }
+
+
+def tables(lake: Path) -> dict[str, pl.DataFrame]:
+    the_lake = Lake.of(str(lake))
+    return {t: the_lake.read(t) for t in lake_tables()}
+
+
+def assert_same_as_a_full_rebuild(lake: Path, landing: Path, scratch: Path) -> None:
+    assert run(str(landing), str(scratch)).ok
+    built, rebuilt = tables(lake), tables(scratch)
+    for table in lake_tables():
+        assert built[table].equals(rebuilt[table]), table
+    shutil.rmtree(scratch)
+
+
+def test_a_run_parses_only_new_or_changed_files(starter: Path, tmp_path: Path) -> None:
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    shutil.copytree(starter, landing)
+    accelerometer = sorted((landing / "accelerometer" / "landing").iterdir())
+    held_back = accelerometer[-1].read_bytes()
+    accelerometer[-1].unlink()
+    assert parsed_and_reused(lake, landing)["accelerometer"] == (8, 0)
+
+    # One new file: only it is parsed; the lake equals a rebuild from scratch.
+    accelerometer[-1].write_bytes(held_back)
+    assert parsed_and_reused(lake, landing) == {"accelerometer": (1, 8)}
+    assert_same_as_a_full_rebuild(lake, landing, tmp_path / "scratch")
+
+    # A file's bytes changed: that file only.
+    first = accelerometer[0]
+    first.write_bytes(b"".join(first.read_bytes().splitlines(keepends=True)[:-5]))
+    assert parsed_and_reused(lake, landing) == {"accelerometer": (1, 8)}
+    assert_same_as_a_full_rebuild(lake, landing, tmp_path / "scratch")
+
+    # A file removed: its rows are gone, nothing is parsed, and its parse is dropped from the cache.
+    accelerometer[1].unlink()
+    assert parsed_and_reused(lake, landing) == {"accelerometer": (0, 8)}
+    assert_same_as_a_full_rebuild(lake, landing, tmp_path / "scratch")
+    kept = list((lake / "_stedi" / "parsed" / "accelerometer").glob("*.parquet"))
+    assert len(kept) == 8
+
+
+def test_another_contract_or_reader_is_another_key() -> None:
+    store = open_store(".")
+    info = FileInfo(size=10, stamp="etag:abc")
+    same = ParseCache(store, "x", "contract-1", "reader-1").key("a.json", info)
+    assert same == ParseCache(store, "x", "contract-1", "reader-1").key("a.json", info)
+    assert same != ParseCache(store, "x", "contract-2", "reader-1").key("a.json", info)
+    assert same != ParseCache(store, "x", "contract-1", "reader-2").key("a.json", info)
+    assert same != ParseCache(store, "x", "contract-1", "reader-1").key("b.json", info)
