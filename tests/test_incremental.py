@@ -200,6 +200,8 @@ changes = st.lists(
 def test_an_incremental_run_always_equals_a_full_rebuild(
     tmp_path_factory: pytest.TempPathFactory, changes: list[tuple]
 ) -> None:
+    """Every run keeps its parses (landing/cache.py), so this covers the parse cache too: files added,
+    removed, and rewritten in place (the customer file, on a consent change)."""
     root = tmp_path_factory.mktemp("incremental")
     landing, lake = root / "landing", root / "lake"
     write_landing(landing, "customer", "c.json", "\n".join(customer_line(i, i % 2 == 0) for i in range(6)))
