@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from stedi_etl.contracts import QUARANTINE_SUFFIX, quarantine_table, table_contract
+from stedi_etl.contracts import QUARANTINE_SUFFIX, lake_tables, quarantine_tables, table_contract
 from stedi_etl.errors import UsageError
 from stedi_etl.lake.tables import Lake, Pointer
 from stedi_etl.wording import table_counts
@@ -94,11 +94,8 @@ class Catalog:
 
 
 def catalog_tables() -> tuple[str, ...]:
-    """The lake's tables in build order, then the quarantines."""
-    from stedi_etl.contracts import datasets as dataset_names
-    from stedi_etl.run.runner import STEPS
-
-    return tuple(step.table for step in STEPS) + tuple(quarantine_table(d) for d in dataset_names())
+    """The lake's tables in build order, then the quarantines (the registry's flow order)."""
+    return (*lake_tables(), *quarantine_tables())
 
 
 def build_catalog(

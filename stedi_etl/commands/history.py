@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from stedi_etl.contracts import lake_tables, quarantine_tables
+from stedi_etl.commands.catalog import catalog_tables
 from stedi_etl.errors import UsageError
 from stedi_etl.lake import delta
 from stedi_etl.lake.tables import Lake
@@ -47,7 +47,7 @@ def table_history(
 ) -> HistoryResult:
     """Every version of ``tables`` (default: every lake table and quarantine) still in their logs."""
     the_lake = Lake.of(lake, endpoint_url)
-    known = (*lake_tables(), *quarantine_tables())
+    known = catalog_tables()
     unknown = [t for t in tables if t not in known]
     if unknown:
         raise UsageError(f"unknown table {unknown[0]!r}; tables: {', '.join(known)}")

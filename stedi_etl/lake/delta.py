@@ -179,14 +179,13 @@ def history(store: Store, table_dir: str) -> list[Commit]:
     commits = []
     for number, path in paths.items():
         info = _commit_info(found[path], store.url(path))
-        raw = info.get(RECORD_KEY)
         moment = datetime.fromtimestamp(int(info.get("timestamp", 0)) / 1000, UTC)
         commits.append(
             Commit(
                 number,
                 moment.isoformat(timespec="milliseconds"),
                 str(info.get("operation", "")),
-                json.loads(raw) if isinstance(raw, str) else {},
+                _record(info) or {},
             )
         )
     return sorted(commits, key=lambda c: c.version, reverse=True)
@@ -217,9 +216,9 @@ def latest_records(
         for name in list(pending):
             for number in versions[name][-window:][::-1]:
                 path = paths[(name, number)]
-                raw = _commit_info(blobs[path], store.url(path)).get(RECORD_KEY)
-                if isinstance(raw, str):
-                    found[name] = (number, json.loads(raw))
+                record = _record(_commit_info(blobs[path], store.url(path)))
+                if record is not None:
+                    found[name] = (number, record)
                     pending.discard(name)
                     break
             else:
@@ -238,8 +237,7 @@ def records_at(store: Store, versions: Mapping[str, tuple[str, int]]) -> dict[st
     records: dict[str, dict[str, Any] | None] = {}
     for name, path in paths.items():
         data = found[path]
-        raw = None if data is None else _commit_info(data, store.url(path)).get(RECORD_KEY)
-        records[name] = json.loads(raw) if isinstance(raw, str) else None
+        records[name] = None if data is None else _record(_commit_info(data, store.url(path)))
     return records
 
 
@@ -250,6 +248,12 @@ def _commit_path(table_dir: str, number: int) -> str:
 def _log_versions(store: Store, table_dir: str) -> list[int]:
     names = (p.rsplit("/", 1)[-1] for p in store.files(f"{table_dir}/{DELTA_LOG}"))
     return sorted(int(n[: -len(".json")]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+
+
+def _record(info: Mapping[str, Any]) -> dict[str, Any] | None:
+    """stedi-etl's build record in a commit's info; None for a commit stedi-etl did not make."""
+    raw = info.get(RECORD_KEY)
+    return json.loads(raw) if isinstance(raw, str) else None
 
 
 def _commit_info(data: bytes, where: str) -> dict[str, Any]:

@@ -146,6 +146,7 @@ class Lake:
     def __init__(self, store: Store, as_of: str | None = None) -> None:
         self.store = store
         self.as_of = as_of  # a run id or an ISO time: every read sees the snapshot then current
+        self._held: Snapshot | None = None  # see held()
 
     @classmethod
     def of(cls, lake: Lake | str, endpoint_url: str | None = None, *, as_of: str | None = None) -> Lake:
@@ -180,11 +181,24 @@ class Lake:
     def snapshot(self) -> Snapshot | None:
         """The lake's current snapshot: the versions its latest complete run left; None before the first.
         A lake opened ``as_of`` a run or a time gives the snapshot current then."""
+        if self._held is not None:
+            return self._held
         if self.as_of is not None:
             return self.snapshot_as_of(self.as_of)
         path = self.meta_path(SNAPSHOT)
         found = self.store.read_if_exists(path)
         return None if found is None else Snapshot.from_json(found, self.store.url(path))
+
+    def held(self) -> Lake:
+        """This lake held at the snapshot it has now: a command that reads it several times (the report's
+        catalog, then its tables) sees one run's lake however many runs finish meanwhile, and resolves the
+        snapshot once. A lake without a snapshot comes back as it is."""
+        snapshot = self.snapshot()
+        if snapshot is None:
+            return self
+        held = Lake(self.store, self.as_of)
+        held._held = snapshot
+        return held
 
     def snapshot_as_of(self, as_of: str) -> Snapshot:
         """The snapshot of run ``as_of``, or the latest one written at or before the time ``as_of``."""
@@ -233,13 +247,7 @@ class Lake:
         }
         rest = [t for t in tables if t not in named]
         if rest:
-            latest = delta.latest_records(self.store, {table: self.table_dir(table) for table in rest})
-            for table, hit in latest.items():
-                found[table] = (
-                    None
-                    if hit is None
-                    else Pointer.from_record(table, hit[0], hit[1], self.store.url(self.table_dir(table)))
-                )
+            found |= self.latest_pointers(rest)
         return {table: found[table] for table in tables}
 
     def latest_pointers(self, tables: Sequence[str]) -> dict[str, Pointer | None]:

@@ -153,7 +153,8 @@ def build_report(
     from stedi_etl.lake.tables import Lake
     from stedi_etl.landing.read import read_landing, require_landing
 
-    the_lake = Lake.of(lake, endpoint_url, as_of=as_of)  # one Lake for the catalog, runs and tables
+    # One Lake, held at one snapshot, for the catalog, the runs and the tables.
+    the_lake = Lake.of(lake, endpoint_url, as_of=as_of).held()
     catalog = build_catalog(the_lake, require_tables=False)
     manifest = the_lake.latest_manifest()
     if landing is None:
