@@ -285,6 +285,11 @@ def render_run(result: Any) -> str:
             lines.append(
                 f"    {plural(s.files_parsed, 'file')} parsed, {s.files_reused} reused from earlier runs"
             )
+        if s.read_paths.get("tolerant") or s.read_paths.get("mixed"):
+            lines.append(
+                f"    {plural(s.records_read_tolerantly, 'record')} read by the tolerant reader "
+                f"(files: {', '.join(f'{n} {path}' for path, n in sorted(s.read_paths.items()))})"
+            )
     lines.append("")
     lines.append(f"{'table':<28}{'zone':<9}{'rows':>7}  {'status':<11}{'seconds':>8}")
     for t in result.tables:

@@ -344,6 +344,15 @@ class Store:
         with self._errors("read", path):
             return bytes(self.fs.cat_file(path, **self._read_options()))
 
+    def read_head(self, path: str, size: int) -> bytes:
+        """The first ``size`` bytes of ``path`` (all of it, if shorter)."""
+        with self._errors("read", path):
+            return bytes(self.fs.cat_file(path, start=0, end=size, **self._read_options()))
+
+    def local_file(self, path: str) -> str | None:
+        """``path`` as a file on this machine that another reader may open itself; None on object stores."""
+        return path if self.protocol == "file" else None
+
     def read_if_exists(self, path: str) -> bytes | None:
         """The content of ``path``, or None where there is no such file (one request, where exists() and
         read_bytes() take two)."""

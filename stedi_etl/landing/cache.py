@@ -20,8 +20,9 @@ from stedi_etl.lake.storage import FileInfo, Store
 if TYPE_CHECKING:
     import polars as pl
 
-# A file's parse as the cache holds it: its rows, its rejects (as dicts of their fields), its read path.
-Parse = tuple["pl.DataFrame", list[dict[str, Any]], str]
+# A file's parse as the cache holds it: its rows, its rejects (as dicts of their fields), its read path and
+# how many of its records went through the tolerant splitter.
+Parse = tuple["pl.DataFrame", list[dict[str, Any]], str, int]
 
 FORMAT = "stedi-etl/parsed-file/1"
 
@@ -60,6 +61,7 @@ class ParseCache:
                     pl.read_parquet(io.BytesIO(rows)),
                     list(fields["rejected"]),
                     fields["path"],
+                    int(fields.get("tolerant_records", 0)),
                 )
             except (ValueError, TypeError, KeyError):
                 continue  # a damaged entry is parsed again
@@ -71,10 +73,15 @@ class ParseCache:
     def save(self) -> None:
         """Write the parses this run made, and drop the entries of files it did not see."""
         entries: dict[str, bytes] = {}
-        for key, (frame, rejected, read_path) in self.made.items():
+        for key, (frame, rejected, read_path, tolerant_records) in self.made.items():
             buffer = io.BytesIO()
             frame.write_parquet(buffer, compression="zstd")
-            meta: dict[str, Any] = {"format": FORMAT, "path": read_path, "rejected": rejected}
+            meta: dict[str, Any] = {
+                "format": FORMAT,
+                "path": read_path,
+                "rejected": rejected,
+                "tolerant_records": tolerant_records,
+            }
             entries[f"{self.folder}/{key}.parquet"] = buffer.getvalue()
             entries[f"{self.folder}/{key}.json"] = json.dumps(meta).encode()
         if entries:

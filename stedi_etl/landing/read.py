@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import math
 import re
@@ -30,6 +31,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from stedi_etl.checks.rules import ValidationReport, check_frame, failure_cases, report_from
@@ -46,7 +48,9 @@ if TYPE_CHECKING:
 BOM = b"\xef\xbb\xbf"
 
 Reason = Literal["invalid_json", "not_an_object", "missing_required", "bad_value", "check_failed"]
-ReadPath = Literal["native", "tolerant"]
+# native: Polars' reader took every record; tolerant: the Python splitter did; mixed: Polars took the file's
+# parts around a few bad lines and only the parts holding those went through the splitter.
+ReadPath = Literal["native", "tolerant", "mixed"]
 
 
 def landing_dir(store: Store, dataset: str) -> str:
@@ -78,6 +82,7 @@ class FileRead:
     quarantined: int
     path: ReadPath
     reused: bool = False  # taken from the parse cache: not read or parsed this time
+    tolerant_records: int = 0  # records that went through the tolerant splitter
 
 
 @dataclass
@@ -90,6 +95,8 @@ class ParsedFile:
     records: list[int] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     raws: list[str] = field(default_factory=list)
+    tolerant_records: int = 0  # records the tolerant splitter read (rows and rejects)
+    broken_at: list[int] = field(default_factory=list)  # where each record that did not parse starts (chars)
 
 
 @dataclass(frozen=True)
@@ -158,8 +165,15 @@ def read_landing(
     sources = [store.url(p) for p in wanted]
     keys = {p: cache.key(p[len(directory) :], listed[p]) for p in wanted} if cache else {}
     reused = {
-        key: ParsedFile(frame, [Rejected(**r) for r in rejected], read_path)  # type: ignore[arg-type]
-        for key, (frame, rejected, read_path) in (cache.fetch(list(keys.values())) if cache else {}).items()
+        key: ParsedFile(
+            frame,
+            [Rejected(**r) for r in rejected],
+            read_path,  # type: ignore[arg-type]
+            tolerant_records=tolerant_records,
+        )
+        for key, (frame, rejected, read_path, tolerant_records) in (
+            cache.fetch(list(keys.values())) if cache else {}
+        ).items()
     }
     fresh: dict[str, ParsedFile] = {}
     # The files' bytes are held one batch at a time, not the whole dataset's (1 GB at scale 100).
@@ -167,16 +181,18 @@ def read_landing(
         to_parse = [p for p in wanted if keys.get(p) not in reused]
         if on_read is not None:
             on_read(sum(listed[p].size for p in wanted if p not in to_parse))
-        for batch in _batches(to_parse, listed, BATCH_BYTES):
-            blobs = store.read_many(batch)
-            texts = [_decompress(p, blobs.pop(p), store.url(p)) for p in batch]
+        # Files Polars reads from disk are not held as bytes: larger batches keep both cores busy for longer.
+        batch_bytes = BATCH_BYTES if store.local_file(directory) is None else DISK_BATCH_BYTES
+        for batch in _batches(to_parse, listed, batch_bytes):
+            texts = _texts(store, batch)
             fresh.update(zip(batch, parse_files(texts, [store.url(p) for p in batch], contract), strict=True))
             del texts
             if on_read is not None:
                 on_read(sum(listed[p].size for p in batch))
     if cache is not None:
         for path, parse in fresh.items():
-            cache.remember(keys[path], (parse.frame, [asdict(r) for r in parse.rejected], parse.path))
+            rejects = [asdict(r) for r in parse.rejected]
+            cache.remember(keys[path], (parse.frame, rejects, parse.path, parse.tolerant_records))
     parsed = [fresh[p] if p in fresh else reused[keys[p]] for p in wanted]
 
     def text_of(index: int) -> bytes:
@@ -194,6 +210,7 @@ def read_landing(
             rejected_in[source],
             f.path,
             path not in fresh,
+            f.tolerant_records,
         )
         for path, source, f in zip(wanted, sources, parsed, strict=True)
     )
@@ -203,6 +220,22 @@ def read_landing(
 
 
 BATCH_BYTES = 64 * 2**20
+DISK_BATCH_BYTES = 512 * 2**20
+
+
+def _texts(store: Store, paths: list[str]) -> list[bytes | OnDisk]:
+    """Each file as Polars will read it: from its path where it is on this machine's disk and not compressed,
+    else as bytes (fetched together: on S3 the requests run concurrently)."""
+    on_disk = {p: store.local_file(p) for p in paths if not p.endswith(".gz")}
+    blobs = store.read_many([p for p in paths if on_disk.get(p) is None])
+    texts: list[bytes | OnDisk] = []
+    for path in paths:
+        local = on_disk.get(path)
+        if local is None:
+            texts.append(_decompress(path, blobs.pop(path), store.url(path)))
+        else:
+            texts.append(OnDisk(local, store.read_head(path, HEAD_BYTES), partial(store.read_bytes, path)))
+    return texts
 
 
 def _batches(paths: list[str], listed: dict[str, FileInfo], limit: int) -> Iterator[list[str]]:
@@ -304,11 +337,7 @@ def parse_file(data: bytes, source: str, contract: Contract) -> ParsedFile:
     A file that is not JSON text at all (binary, compressed, HTML, or not one parsable record) raises
     LandingError: that is a delivery gone wrong, not bad records, and publishing without it would hide it.
     """
-    _refuse_if_not_json(data, source)
-    frame = read_native(data, contract)
-    if frame is not None:
-        return ParsedFile(frame, [], "native")
-    return _read_tolerant_or_refuse(data, source, contract)
+    return parse_files([data], [source], contract)[0]
 
 
 def _refuse_if_not_json(data: bytes, source: str) -> None:
@@ -328,7 +357,21 @@ def _read_tolerant_or_refuse(data: bytes, source: str, contract: Contract) -> Pa
     return parsed
 
 
-def parse_files(texts: list[bytes], sources: list[str], contract: Contract) -> list[ParsedFile]:
+@dataclass(frozen=True)
+class OnDisk:
+    """A landing file on this machine's disk: Polars reads it from its path, and its bytes are read into
+    Python only where a guard or the tolerant path needs them (a Python copy costs about a third of the
+    native parse; see benchmarks/FINDINGS.md)."""
+
+    path: str  # what Polars opens
+    head: bytes  # its first HEAD_BYTES
+    read: Callable[[], bytes]  # all of its bytes
+
+
+HEAD_BYTES = 64 * 1024
+
+
+def parse_files(texts: list[bytes | OnDisk], sources: list[str], contract: Contract) -> list[ParsedFile]:
     """``parse_file`` for every file of a dataset, with one Polars query parsing all native candidates.
 
     One ``collect_all`` over per-file scans lets Polars parse files in parallel, where a file at a time
@@ -338,9 +381,13 @@ def parse_files(texts: list[bytes], sources: list[str], contract: Contract) -> l
     """
     import polars as pl
 
+    texts = [_bytes_unless_plainly_json(text) for text in texts]
     for data, source in zip(texts, sources, strict=True):
-        _refuse_if_not_json(data, source)
-    plans = [_native_plan(data, contract) for data in texts]
+        _refuse_if_not_json(data.head if isinstance(data, OnDisk) else data, source)
+    plans = [
+        _native_plan_on_disk(data, contract) if isinstance(data, OnDisk) else _native_plan(data, contract)
+        for data in texts
+    ]
     batch = [index for index, plan in enumerate(plans) if isinstance(plan, _NativeRead)]
     frames: dict[int, pl.DataFrame | None] = {}
     try:
@@ -356,18 +403,54 @@ def parse_files(texts: list[bytes], sources: list[str], contract: Contract) -> l
         frame = frames.get(index) if isinstance(plan, _NativeRead) else plan
         if frame is not None:
             parsed.append(ParsedFile(frame, [], "native"))
+        elif isinstance(plan, _NativeRead) and (in_parts := _read_in_parts(plan, source, contract)):
+            parsed.append(in_parts)
         else:
-            parsed.append(_read_tolerant_or_refuse(data, source, contract))
+            whole = data.read() if isinstance(data, OnDisk) else data
+            parsed.append(_read_tolerant_or_refuse(whole, source, contract))
     return parsed
 
 
-@dataclass(frozen=True)
-class _NativeRead:
-    """What Polars' reader gets for a file: its bytes (commas dropped), the schema as the file spells it."""
+def _bytes_unless_plainly_json(text: bytes | OnDisk) -> bytes | OnDisk:
+    """A file on disk whose head cannot settle whether it is JSON text at all is read whole, as before."""
+    if isinstance(text, OnDisk) and b"{" not in text.head and len(text.head) == HEAD_BYTES:
+        return text.read()
+    return text
 
-    data: bytes
+
+@dataclass
+class _NativeRead:
+    """What Polars' reader gets for a file: its bytes (commas dropped) or its path on disk, and the schema
+    as the file spells it."""
+
+    data: bytes  # empty while a file on disk has not been read into Python
     spelled: dict[str, str]  # contract column -> the key spelling the file's first record uses
     schema: dict[str, Any]
+    original: bytes = b""  # the file's bytes before the commas were dropped (the same length)
+    disk: OnDisk | None = None
+
+    def bytes(self) -> bytes:
+        """The bytes Polars reads; a file on disk is read now (it has neither BOM nor commas to drop)."""
+        if self.disk is not None and not self.data:
+            self.data = self.original = self.disk.read()
+        return self.data
+
+
+def _native_plan_on_disk(disk: OnDisk, contract: Contract) -> _NativeRead | pl.DataFrame | None:
+    """``_native_plan`` from a file's head: Polars reads the file from its path when its first line shows
+    it needs no rewriting (no BOM, no commas after records); otherwise its bytes are read and rewritten."""
+    head = disk.head
+    whole = len(head) < HEAD_BYTES
+    lines = head if whole else head[: head.rfind(b"\n") + 1]  # complete lines only
+    first = _first_line(lines)
+    if head.startswith(BOM) or first is None or first.endswith(b",") or not first.startswith(b"{"):
+        if whole and first is None and not head.startswith(BOM):
+            return contract.empty_frame()
+        return _native_plan(disk.read(), contract)
+    plan = _native_plan(first, contract)
+    if not isinstance(plan, _NativeRead):
+        return _native_plan(disk.read(), contract)
+    return _NativeRead(b"", plan.spelled, plan.schema, b"", disk)
 
 
 def read_native(data: bytes, contract: Contract) -> pl.DataFrame | None:
@@ -386,6 +469,7 @@ def _native_plan(data: bytes, contract: Contract) -> _NativeRead | pl.DataFrame 
     """How to read a file natively; an empty frame for a file without records; None: tolerant path only."""
     if data.startswith(BOM):
         data = data[len(BOM) :]
+    original = data
     first = _first_line(data)
     if first is None:
         return contract.empty_frame()
@@ -410,7 +494,7 @@ def _native_plan(data: bytes, contract: Contract) -> _NativeRead | pl.DataFrame 
         if tail.endswith(b"},"):
             data = tail[:-1]
     schema = {spelled[name]: dtype for name, dtype in contract.polars_schema().items()}
-    return _NativeRead(data, spelled, schema)
+    return _NativeRead(data, spelled, schema, original)
 
 
 def _native_errors() -> tuple[type[Exception], ...]:
@@ -424,6 +508,8 @@ def _scan(plan: _NativeRead) -> pl.LazyFrame:
     import polars as pl
 
     # Bytes, not a BytesIO: Polars reads them in place instead of copying the file first.
+    if plan.disk is not None and not plan.data:
+        return pl.scan_ndjson(plan.disk.path, schema=plan.schema)
     return pl.scan_ndjson(plan.data, schema=plan.schema)
 
 
@@ -434,6 +520,139 @@ def _read_planned(plan: _NativeRead) -> pl.DataFrame | None:
         return None
 
 
+# --- a file Polars refuses, read in parts -------------------------------------------------------------------
+# Polars' reader refuses a whole file for one bad line (and cannot say which), so a refused file is read
+# again in parts: the parts it accepts keep the native path, a refused part is split again, and only the
+# smallest refused parts go through the tolerant splitter. One bad line in the middle of a 300 MB file costs
+# about two native reads of it instead of a tolerant read (about 10x slower, and 9x the file in memory).
+_PARTS = 8
+_SMALLEST_PART = 64 * 1024  # bytes: a refused part this small is read by the tolerant splitter
+_SPLIT_FROM = 1024 * 1024  # bytes: a smaller refused file goes whole to the tolerant splitter
+_LOOK_AHEAD = 1024 * 1024  # bytes read past a part's end to see whether a torn record goes on there
+_MOST_BROKEN_CHECKED = 100  # records in one part that did not parse; with more, the file is read tolerantly
+
+Part = tuple[int, int, "pl.DataFrame | None"]  # start, end (byte offsets), its rows if read natively
+
+
+def _read_in_parts(plan: _NativeRead, source: str, contract: Contract) -> ParsedFile | None:
+    """A refused file read in parts, or None when the parts would not read it as the tolerant path does
+    (a record spanning lines cut between parts) or when most of it is refused anyway."""
+    import polars as pl
+
+    data = plan.bytes()
+    if len(data) < _SPLIT_FROM:
+        return None
+    parts = _read_parts(plan, 0, len(data), contract)
+    refused = sum(end - start for start, end, frame in parts if frame is None)
+    if refused * 2 > len(data):
+        return None
+    merged: list[Part] = []  # neighbouring refused parts are read together: a record may span both
+    for start, end, frame in parts:
+        if frame is None and merged and merged[-1][2] is None:
+            merged[-1] = (merged[-1][0], end, None)
+        else:
+            merged.append((start, end, frame))
+    frames: list[pl.DataFrame] = []
+    rejected: list[Rejected] = []
+    tolerant_records, record = 0, 1
+    for start, end, native in merged:
+        frame = native
+        if frame is None:
+            # The original bytes: a comma dropped for Polars may be inside a record spanning lines.
+            part = read_tolerant(
+                plan.original[start:end],
+                source,
+                contract,
+                spelled=plan.spelled,
+                first_line=data.count(b"\n", 0, start) + 1,
+                first_record=record,
+            )
+            if end < len(data) and _cut_a_record(plan.original, start, end, part.broken_at):
+                return None
+            frame = part.frame
+            rejected += part.rejected
+            tolerant_records += part.tolerant_records
+            record += part.tolerant_records
+        else:
+            record += frame.height
+        frames.append(frame)
+    return ParsedFile(pl.concat(frames, how="vertical"), rejected, "mixed", tolerant_records=tolerant_records)
+
+
+def _read_parts(plan: _NativeRead, start: int, end: int, contract: Contract) -> list[Part]:
+    """``plan.data[start:end]``, which Polars refused, as parts read natively wherever Polars accepts them."""
+    cuts = _cuts(plan.bytes(), start, end, _PARTS)
+    if len(cuts) == 2:
+        return [(start, end, None)]
+    parts: list[Part] = [
+        (low, high, _read_native_part(plan, low, high, contract)) for low, high in itertools.pairwise(cuts)
+    ]
+    if all(frame is None for _low, _high, frame in parts):
+        return [(start, end, None)]  # bad records everywhere here: splitting further would not pay
+    found: list[Part] = []
+    for low, high, frame in parts:
+        if frame is None and high - low > _SMALLEST_PART:
+            found += _read_parts(plan, low, high, contract)
+        else:
+            found.append((low, high, frame))
+    return found
+
+
+def _cuts(data: bytes, start: int, end: int, parts: int) -> list[int]:
+    """``start``, up to ``parts - 1`` places to cut ``data[start:end]`` at, and ``end``.
+
+    A cut is where a line starting with "{" follows a line ending with "}": no record spanning lines is cut
+    there, except one whose inner lines look like whole records; ``_cut_a_record`` catches that one.
+    """
+    cuts = [start]
+    step = max((end - start) // parts, 1)
+    position = start + step
+    while position < end and len(cuts) < parts:
+        found = data.find(b"\n{", position - 1, end)
+        if found < 0:
+            break
+        cut = found + 1
+        before = data[max(start, found - 64) : found].rstrip(b" \t\r\n")
+        if before.endswith(b"}") and cut > cuts[-1]:
+            cuts.append(cut)
+            position = max(cut + 1, start + step * len(cuts))
+        else:
+            position = cut + 1
+    return [*cuts, end]
+
+
+def _read_native_part(plan: _NativeRead, start: int, end: int, contract: Contract) -> pl.DataFrame | None:
+    part = _NativeRead(plan.bytes()[start:end], plan.spelled, plan.schema)
+    frame = _read_planned(part)
+    if frame is None:
+        return None
+    (suspects,) = _number_shaped_text([frame], [part], contract)
+    return _accept_native(frame, part, contract, suspects)
+
+
+def _cut_a_record(data: bytes, start: int, end: int, broken_at: list[int]) -> bool:
+    """Whether a record that did not parse within ``data[start:end]`` parses when read on past ``end``: a
+    record spanning lines cut there, which only a tolerant read of the whole file reads as one record.
+
+    ``broken_at`` are the places (characters into the part) where the records that did not parse start. Many
+    of them, or a record longer than the look-ahead, count as a cut: the whole file is read tolerantly then.
+    """
+    if len(broken_at) > _MOST_BROKEN_CHECKED:
+        return True
+    text = data[start : end + _LOOK_AHEAD].decode("utf-8", errors="surrogateescape")
+    for position in broken_at:
+        try:
+            _DECODER.raw_decode(text, position)
+        except json.JSONDecodeError as err:
+            if err.pos >= len(text) - 1 and end + _LOOK_AHEAD < len(data):
+                return True
+        except (ValueError, RecursionError):
+            continue
+        else:
+            return True
+    return False
+
+
 def _accept_native(
     frame: pl.DataFrame, plan: _NativeRead, contract: Contract, shaped: list[str]
 ) -> pl.DataFrame | None:
@@ -442,9 +661,9 @@ def _accept_native(
     ``shaped`` names the text columns holding a value that may not have been a JSON string in the file
     (``_number_shaped_text``).
     """
-    spelled, data = plan.spelled, plan.data
+    spelled = plan.spelled
     frame = frame.rename({v: k for k, v in spelled.items() if k != v})
-    if _text_columns_ambiguous(shaped, data, spelled):
+    if shaped and _text_columns_ambiguous(shaped, plan.bytes(), spelled):
         return None
     # A record spelling a key differently from the first record reads as null here. Only columns with nulls
     # can hide one; for those, the quoted name must occur as often case-blind as spelled.
@@ -452,6 +671,7 @@ def _accept_native(
     if any(contract.column(name).required for name in with_nulls):
         return None  # records without a required value are rejects, which only the tolerant path reports
     if with_nulls:
+        data = plan.bytes()
         lowered = data.lower()
         for name in with_nulls:
             quoted = b'"%s"' % spelled[name].encode()
@@ -672,8 +892,20 @@ def _shown(value: Any, column: Column) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def read_tolerant(data: bytes, source: str, contract: Contract) -> ParsedFile:
-    """Split and type the records of one file in Python; every record becomes a row or a reject."""
+def read_tolerant(
+    data: bytes,
+    source: str,
+    contract: Contract,
+    *,
+    spelled: dict[str, str] | None = None,
+    first_line: int = 1,
+    first_record: int = 1,
+) -> ParsedFile:
+    """Split and type the records of one file in Python; every record becomes a row or a reject.
+
+    For a part of a file, ``spelled`` is the file's key spellings, and ``first_line``/``first_record``
+    number the part's first line and record as in the whole file.
+    """
     import polars as pl
 
     text = data.decode("utf-8", errors="surrogateescape")
@@ -683,9 +915,11 @@ def read_tolerant(data: bytes, source: str, contract: Contract) -> ParsedFile:
     required = [c.name for c in contract.columns if c.required]
     values: dict[str, list[Any]] = {c.name: [] for c in contract.columns}
     parsed = ParsedFile(contract.empty_frame(), [], "tolerant")
-    spelled: dict[str, str] | None = None
-    line, counted_to = 1, 0
-    for number, piece in enumerate(_pieces(text), start=1):
+    line, counted_to = first_line, 0
+    for number, piece in enumerate(_pieces(text), start=first_record):
+        parsed.tolerant_records += 1
+        if piece.error is not None:
+            parsed.broken_at.append(piece.start)
         line += text.count("\n", counted_to, piece.start)
         counted_to = piece.start
         raw = _raw_text(text, piece.start, piece.end)

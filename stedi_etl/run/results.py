@@ -24,6 +24,8 @@ class LandingSummary:
     warnings: tuple[CheckFailure, ...] = ()
     files_parsed: int = 0  # read and parsed by this run
     files_reused: int = 0  # taken from the parses of earlier runs (the parse cache)
+    # Records read by the tolerant splitter; a "mixed" file had only the parts around its bad lines read so.
+    records_read_tolerantly: int = 0
 
     @property
     def ok(self) -> bool:

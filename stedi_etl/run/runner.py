@@ -579,6 +579,7 @@ class _Run:
             warnings=report.warnings,
             files_parsed=sum(not f.reused for f in read.files),
             files_reused=sum(f.reused for f in read.files),
+            records_read_tolerantly=sum(f.tolerant_records for f in read.files),
         )
         self.say(
             f"landing {dataset}: {plural(read.rows, 'row')} from {plural(len(read.files), 'file')}, "
