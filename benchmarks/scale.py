@@ -9,11 +9,19 @@ os.wait4 of that child alone. Reports the median of the runs and stedi-etl / Duc
 table stedi-etl published equals DuckDB's: the same row count and the same order-independent checksum
 (Polars' hash_rows of each row, summed in two 32-bit halves so nothing overflows), computed the same way
 for both. The machine (CPU model, cores, memory, load) goes into the report: others may share it.
+
+    python benchmarks/scale.py --cron [--scales 10 100]
+
+The cron case: a lake built from the landing data, then one new accelerometer file (a copy of the first,
+every reading 1 ms later: about 1 % more readings) and `stedi-etl run-all` again, against DuckDB rebuilding
+every table from all the landing data. The report gives both, their ratio and the files the cron run
+parsed and reused.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -38,20 +46,26 @@ class Measured:
     wall: float
     cpu: float
     peak_mib: float
+    output: str = ""
 
 
-def measure(command: list[str]) -> Measured:
-    """Run one child process to completion; its wall time, CPU time and peak RSS."""
+def measure(command: list[str], keep_output: bool = False) -> Measured:
+    """Run one child process to completion; its wall time, CPU time and peak RSS (and its stdout)."""
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - started
-    assert child.stderr is not None
-    errors = child.stderr.read().decode(errors="replace")
-    child.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({status}): {errors[-2000:]}")
-    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    with tempfile.TemporaryFile() as out:
+        child = subprocess.Popen(
+            command, stdout=out if keep_output else subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        assert child.stderr is not None
+        errors = child.stderr.read().decode(errors="replace")  # read while it runs: a full pipe blocks it
+        _pid, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        child.stderr.close()
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{' '.join(command)} failed ({status}): {errors[-2000:]}")
+        out.seek(0)
+        output = out.read().decode()
+    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, output)
 
 
 def checksum(frame: pl.DataFrame) -> tuple[int, int, int]:
@@ -93,6 +107,57 @@ def machine() -> str:
     )
 
 
+def add_cron_file(landing: Path) -> Path:
+    """One new accelerometer file: the first one's readings, each 1 ms later (so every row is new)."""
+    folder = landing / "accelerometer" / "landing"
+    first = min(folder.glob("*.json"))
+    lines = []
+    for line in first.read_text().splitlines():
+        if line.strip():
+            reading = json.loads(line)
+            reading["timestamp"] += 1
+            lines.append(json.dumps(reading, separators=(",", ":")))
+    new = folder / "accelerometer-cron.json"
+    new.write_text("\n".join(lines) + "\n")
+    return new
+
+
+def cron(stedi: str, landing: Path, lake: Path, duck: Path, runs: int) -> tuple[str, list[str]]:
+    """The cron case at one landing folder: the table row, and the tables that differ from DuckDB's."""
+    ours: list[Measured] = []
+    theirs: list[Measured] = []
+    parsed = ""
+    new_mb = 0.0
+    for _ in range(runs):
+        for folder in (lake, duck):
+            shutil.rmtree(folder, ignore_errors=True)
+        (landing / "accelerometer" / "landing" / "accelerometer-cron.json").unlink(missing_ok=True)
+        full = measure([stedi, "run-all", "--landing", str(landing), "--lake", str(lake), "-q"])
+        new = add_cron_file(landing)
+        new_mb = new.stat().st_size / 1e6
+        command = [stedi, "run-all", "--landing", str(landing), "--lake", str(lake), "--json"]
+        ours.append(measure([*command, "--no-progress"], keep_output=True))
+        result = json.loads(ours[-1].output)
+        parsed = ", ".join(
+            f"{s['dataset']} {s['files_parsed']}/{s['files_reused']}"
+            for s in result["landing_results"]
+            if s["rows"] is not None
+        )
+        duck_job = [sys.executable, str(HERE / "duckdb_job.py"), "--landing", str(landing), "--out"]
+        theirs.append(measure([*duck_job, str(duck), "-q"]))
+        print(f"cron: full build {full}; cron run {ours[-1]} / DuckDB {theirs[-1]}", file=sys.stderr)
+    wrong = [t for t, ok in compare(lake, duck).items() if not ok]
+    o = {k: statistics.median(getattr(m, k) for m in ours) for k in ("wall", "cpu", "peak_mib")}
+    t = {k: statistics.median(getattr(m, k) for m in theirs) for k in ("wall", "cpu", "peak_mib")}
+    row = (
+        f"| {new_mb:.1f} | {o['wall']:.2f} | {t['wall']:.2f} | {o['wall'] / t['wall']:.2f} | "
+        f"{o['cpu']:.2f} | {t['cpu']:.2f} | {o['peak_mib']:.0f} | {t['peak_mib']:.0f} | {parsed} | "
+        + ("yes (5/5)" if not wrong else f"NO: {', '.join(wrong)}")
+        + " |"
+    )
+    return row, wrong
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=float, nargs="+", default=[1, 10, 100])
@@ -101,17 +166,26 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="where data goes (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
     parser.add_argument("--output", type=Path, default=None, help="also write the Markdown here")
+    parser.add_argument("--cron", action="store_true", help="measure a run after one new accelerometer file")
     args = parser.parse_args()
 
     stedi = shutil.which("stedi-etl") or "stedi-etl"
     work = args.work or Path(tempfile.mkdtemp(prefix="stedi-scale-"))
     lines = [f"Machine: {machine()} (at start)", ""]
-    lines += [
-        "| scale | landing MB | accelerometer rows | stedi-etl wall s | DuckDB wall s | wall ratio | "
-        "stedi-etl CPU s | DuckDB CPU s | stedi-etl peak RSS MiB | DuckDB peak RSS MiB | RSS ratio | "
-        "same tables |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
+    if args.cron:
+        lines += [
+            "| scale | landing MB | accelerometer rows | new file MB | cron run wall s | DuckDB full "
+            "rebuild wall s | wall ratio | cron run CPU s | DuckDB CPU s | cron run peak RSS MiB | DuckDB "
+            "peak RSS MiB | files parsed/reused | same tables |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        ]
+    else:
+        lines += [
+            "| scale | landing MB | accelerometer rows | stedi-etl wall s | DuckDB wall s | wall ratio | "
+            "stedi-etl CPU s | DuckDB CPU s | stedi-etl peak RSS MiB | DuckDB peak RSS MiB | RSS ratio | "
+            "same tables |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
     try:
         for scale in args.scales:
             landing = work / f"landing-{scale:g}"
@@ -124,6 +198,13 @@ def main() -> None:
             ours: list[Measured] = []
             theirs: list[Measured] = []
             lake, duck = work / "lake", work / "duck"
+            if args.cron:
+                row, _wrong = cron(stedi, landing, lake, duck, runs)
+                lines.append(f"| {scale:g} | {size / 1e6:.0f} | {readings:,} {row}")
+                (landing / "accelerometer" / "landing" / "accelerometer-cron.json").unlink(missing_ok=True)
+                if not args.keep:
+                    shutil.rmtree(landing, ignore_errors=True)
+                continue
             for _ in range(runs):
                 for folder in (lake, duck):
                     shutil.rmtree(folder, ignore_errors=True)
