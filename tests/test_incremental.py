@@ -161,7 +161,8 @@ def test_a_removed_or_rewritten_landing_file_is_noticed(tmp_path: Path) -> None:
 # --- the result always equals a full rebuild ----------------------------------------------------------------
 
 EMAILS = [f"c{i}@test.com" for i in range(6)]
-T0 = 1655564000000
+T0 = 1655564000000  # 2022-06-18 14:53 UTC
+STEP_MS = 10 * 3_600_000  # readings 10 hours apart: the tables built by day get several days to keep or build
 
 
 def customer_line(i: int, consent: bool) -> str:
@@ -239,7 +240,7 @@ def test_an_incremental_run_always_equals_a_full_rebuild(
 
 def accelerometer_text(pairs: list[tuple[int, int]]) -> str:
     return "\n".join(
-        json.dumps({"user": EMAILS[who], "timestamp": T0 + 1000 * at, "x": 1.0, "y": 2.0, "z": float(who)})
+        json.dumps({"user": EMAILS[who], "timestamp": T0 + STEP_MS * at, "x": 1.0, "y": 2.0, "z": float(who)})
         for who, at in pairs
     )
 
@@ -248,7 +249,7 @@ def steps_text(pairs: list[tuple[int, int]]) -> str:
     return "\n".join(
         json.dumps(
             {
-                "sensorReadingTime": T0 + 1000 * at,
+                "sensorReadingTime": T0 + STEP_MS * at,
                 "serialNumber": f"serial-{who % 4}",
                 "distanceFromObject": at,
             }

@@ -33,7 +33,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from stedi_etl import sample_landing
@@ -61,6 +61,14 @@ LEGACY_POINTER = "_current.json"
 LEGACY_VERSION_PREFIX = "v-"
 
 
+def day_label(day: int) -> str:
+    """A UTC day number as a file name shows it: 2022-06-18."""
+    try:
+        return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)).strftime("%Y-%m-%d")
+    except OverflowError:  # no reading time (or none a calendar holds)
+        return f"day{day}"
+
+
 def new_run_id() -> str:
     """Sortable by time, unique across machines: 20261128T105800123Z-1a2b3c."""
     now = datetime.now(UTC)
@@ -84,6 +92,10 @@ class Pointer:
     # the same fingerprint would build the same table, and downstream tables key on the content.
     fingerprint: str = ""
     content_sha256: str = ""
+    # For a table built day by day of its reading time: each day's file, rows, Delta statistics, size, what
+    # it was built from and what it holds (keyed by the UTC day number, as text): a later run keeps a day
+    # whose fingerprint is unchanged.
+    partitions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
         """The build record as a commit's metadata holds it (the version is the commit's own)."""
@@ -129,12 +141,19 @@ class Staged:
     """A table version ready to publish: its record (version still to come), file bytes, schema, stats."""
 
     pointer: Pointer
-    files: dict[str, bytes]  # path -> bytes: one Parquet file in the table's folder
+    files: dict[str, bytes]  # path -> bytes: the new Parquet files in the table's folder
     schema: Any  # the table's Arrow schema, for its Delta commit
-    stats: str  # Delta statistics of the file
+    stats: str  # Delta statistics of the file (of a table in one file)
+    # A table built by day: each file's (rows, size, Delta statistics), new and kept from the last version.
+    day_files: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+
+    @property
+    def scannable(self) -> bool:
+        """Whether every row of the version is in this run's bytes (no day kept from an earlier version)."""
+        return bool(self.files) and (not self.day_files or len(self.day_files) == len(self.files))
 
     def scan(self) -> pl.LazyFrame:
-        """The version's rows, read from its Parquet bytes as a query needs them."""
+        """The version's rows, read from its Parquet bytes as a query needs them (when ``scannable``)."""
         import polars as pl
 
         return pl.concat([pl.scan_parquet(io.BytesIO(data)) for data in self.files.values()])
@@ -307,6 +326,68 @@ class Lake:
         files = {f"{self.table_dir(table)}/{name}": buffer.getvalue()}
         return Staged(pointer, files, schema, delta.statistics(frame))
 
+    def stage_days(
+        self,
+        table: str,
+        built: dict[int, pl.DataFrame],
+        kept: dict[int, dict[str, Any]],
+        fingerprints: dict[int, str],
+        run_id: str,
+        run: dict[str, Any],
+        fingerprint: str,
+    ) -> Staged:
+        """A new version of a table built by day: a file for each day ``built`` this run, and the files of
+        the ``kept`` days (their records from the last version) as they are; nothing is written yet."""
+        contract = table_contract(table)
+        files: dict[str, bytes] = {}
+        days = dict(kept)
+        for day, frame in built.items():
+            name = f"part-{day_label(day)}-{run_id}.parquet"
+            buffer = io.BytesIO()
+            frame.write_parquet(buffer, compression="zstd", statistics=True)
+            data = buffer.getvalue()
+            files[f"{self.table_dir(table)}/{name}"] = data
+            days[day] = {
+                "file": name,
+                "rows": frame.height,
+                "size": len(data),
+                "stats": delta.statistics(frame),
+                "content": hashlib.sha256(data).hexdigest()[:32],
+            }
+        for day, fingerprint_of_day in fingerprints.items():
+            if day in days:
+                days[day] = {**days[day], "fingerprint": fingerprint_of_day}
+        ordered = sorted(days)
+        content = "\n".join(f"{day} {days[day]['content']}" for day in ordered)
+        with_files = [day for day in ordered if days[day]["file"] is not None]  # a day may have no rows out
+        pointer = Pointer(
+            fingerprint=fingerprint,
+            content_sha256=hashlib.sha256(content.encode()).hexdigest(),
+            table=table,
+            version=-1,
+            files=tuple(days[day]["file"] for day in with_files),
+            rows=sum(days[day]["rows"] for day in ordered),
+            contract=contract.name,
+            contract_sha256=contract.sha256,
+            written_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            run=run,
+            partitions={str(day): days[day] for day in ordered},
+        )
+        model = next(iter(built.values())) if built else contract.empty_frame()
+        schema = model.head(0).to_arrow().schema
+        day_files = {
+            days[d]["file"]: (days[d]["rows"], days[d]["size"], days[d]["stats"]) for d in with_files
+        }
+        return Staged(pointer, files, schema, "", day_files)
+
+    def read_days(self, table: str, days: dict[int, dict[str, Any]]) -> dict[int, pl.DataFrame]:
+        """Some days' rows of a table built by day, read from their files as the build record names them."""
+        import polars as pl
+
+        paths = {day: f"{self.table_dir(table)}/{record['file']}" for day, record in days.items()}
+        blobs = self.store.read_many(paths.values())
+        return {day: pl.read_parquet(io.BytesIO(blobs[path])) for day, path in paths.items()}
+
     def next_versions(self, tables: Sequence[str]) -> dict[str, int]:
         """The version each table's next commit will get (0 for a new table)."""
         found = {table: delta.version(self.store, self.table_dir(table)) for table in tables}
@@ -359,10 +440,10 @@ class Lake:
                 continue  # only commits without data (a vacuum's) came after it
             directory = self.table_dir(pointer.table)
             sizes = self.store.files(directory)
+            by_file = {day["file"]: (day["rows"], day["stats"]) for day in pointer.partitions.values()}
+            whole = (pointer.rows, json.dumps({"numRecords": pointer.rows}))  # a table in one file
             files = [
-                delta.DataFile(
-                    name, sizes[f"{directory}/{name}"], pointer.rows, json.dumps({"numRecords": pointer.rows})
-                )
+                delta.DataFile(name, sizes[f"{directory}/{name}"], *by_file.get(name, whole))
                 for name in pointer.files
             ]
             schema = delta.read(self.store, directory, pointer.version).head(0).to_arrow().schema
@@ -375,10 +456,16 @@ class Lake:
         committed: dict[str, Pointer] = {}
         for s in staged:
             table, directory = s.pointer.table, self.table_dir(s.pointer.table)
-            files = [
-                delta.DataFile(path[len(directory) + 1 :], len(data), s.pointer.rows, s.stats)
-                for path, data in s.files.items()
-            ]
+            if s.day_files:
+                files = [
+                    delta.DataFile(name, size, rows, stats)
+                    for name, (rows, size, stats) in s.day_files.items()
+                ]
+            else:
+                files = [
+                    delta.DataFile(path[len(directory) + 1 :], len(data), s.pointer.rows, s.stats)
+                    for path, data in s.files.items()
+                ]
             number = delta.commit(self.store, directory, files, s.schema, s.pointer.record())
             if expected is not None and expected.get(table, number) != number:
                 raise LakeError(

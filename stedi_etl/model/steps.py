@@ -27,6 +27,10 @@ class Step:
     split_by: Mapping[str, str] = field(default_factory=dict)
     # Why rows of the first input did not make it (model/explain.py), for the report's funnel.
     explain: Callable[..., Explained] | None = None
+    # Input -> the column holding its reading time, for a table built day by day of its reading time
+    # (run/partitions.py); the other inputs go whole to every day. ``partition_column`` is the output's.
+    partition_by: Mapping[str, str] = field(default_factory=dict)
+    partition_column: str = ""
 
 
 # The whole DAG. Inputs named <dataset>_landing are read from the landing zone.
@@ -44,6 +48,8 @@ STEPS: tuple[Step, ...] = (
         ("consent_cutoff",),
         split_by={"accelerometer_landing": "user", "customer_trusted": "email"},
         explain=explain.accelerometer_trusted,
+        partition_by={"accelerometer_landing": "timestamp"},
+        partition_column="timestamp",
     ),
     Step(
         "customer_curated",
@@ -57,6 +63,8 @@ STEPS: tuple[Step, ...] = (
         transforms.step_trainer_trusted,
         split_by={"step_trainer_landing": "sensorReadingTime"},
         explain=explain.step_trainer_trusted,
+        partition_by={"step_trainer_landing": "sensorReadingTime"},
+        partition_column="sensorReadingTime",
     ),
     Step(
         "machine_learning_curated",
@@ -65,6 +73,8 @@ STEPS: tuple[Step, ...] = (
         ("ml_join",),
         split_by={"step_trainer_trusted": "sensorReadingTime", "accelerometer_trusted": "timestamp"},
         explain=explain.machine_learning_curated,
+        partition_by={"step_trainer_trusted": "sensorReadingTime", "accelerometer_trusted": "timestamp"},
+        partition_column="sensorReadingTime",
     ),
 )
 

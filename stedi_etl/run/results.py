@@ -56,6 +56,9 @@ class TableResult:
     fingerprint: str = ""  # of what the table is built from: contract, code, options and inputs
     content_sha256: str = ""
     inputs: tuple[dict[str, Any], ...] = ()  # each landing file (path, size, stamp) or input table version
+    # A table built by day of its reading time: the days this run built, and those it kept as they were.
+    days_built: int | None = None
+    days_kept: int | None = None
 
     @property
     def ok(self) -> bool:

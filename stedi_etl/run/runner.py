@@ -25,6 +25,7 @@ from stedi_etl.lake.tables import Lake, LandingChoice, Pointer, Staged, choose_l
 from stedi_etl.landing.cache import ParseCache
 from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
+from stedi_etl.run.partitions import build_days, day_digests, day_of, input_days
 from stedi_etl.run.parts import PART_ROWS, build_in_parts
 from stedi_etl.run.progress import NO_METER, Meter
 from stedi_etl.run.results import MANIFEST_FORMAT, LandingSummary, RunResult, RunStatus, TableResult
@@ -139,7 +140,12 @@ def landing_inputs(store: Store, dataset: str, listed: dict[str, FileInfo]) -> t
 
 
 # The modules whose code decides a table's content besides contracts and options: reading and meaning.
-CODE_MODULES = ("stedi_etl.landing.read", "stedi_etl.model.transforms", "stedi_etl.model.sorting")
+CODE_MODULES = (
+    "stedi_etl.landing.read",
+    "stedi_etl.model.transforms",
+    "stedi_etl.model.sorting",
+    "stedi_etl.run.partitions",
+)
 
 
 @functools.cache
@@ -213,6 +219,7 @@ class _Run:
         self.reads: dict[str, LandingRead] = {}
         self.frames: dict[str, pl.DataFrame] = {}  # landing frames that passed, tables built or read back
         self.content: dict[str, str] = {}  # table -> content_sha256 of the version downstream tables get
+        self.day_content: dict[str, dict[int, str]] = {}  # table built by day -> each day's content
         self.staged: list[Staged] = []
         self.last_use: dict[str, int] = {}  # input -> the index of the last step that reads it
         self.current: dict[str, Pointer] = {}  # the tables' pointers as the run found them
@@ -336,6 +343,8 @@ class _Run:
             return None
         contract = load_contract(pointer.contract)
         self.content[table] = pointer.content_sha256
+        if pointer.partitions:
+            self.day_content[table] = {int(d): r["content"] for d, r in pointer.partitions.items()}
         return TableResult(
             table,
             contract.zone,
@@ -393,7 +402,13 @@ class _Run:
             self.add(TableResult(step.table, contract.zone, "skipped", None, 0.0, location, reason))
             self.say(f"{step.table}: skipped ({reason})")
             return
-        self.build_and_check(index, contract, keywords, built_from, inputs, started)
+        if step.partition_by:
+            wholes = {name: input_ids[name] for name in step.inputs if name not in step.partition_by}
+            self.build_and_check_by_day(
+                index, contract, keywords, built_from, inputs, started, pointer, wholes
+            )
+        else:
+            self.build_and_check(index, contract, keywords, built_from, inputs, started)
 
     def step_inputs(
         self, step: Step, landing_ids: dict[str, str]
@@ -447,6 +462,95 @@ class _Run:
         else:
             self.say(f"{step.table}: FAILED its contract: {outcome.reason}")
 
+    def build_and_check_by_day(
+        self,
+        index: int,
+        contract: Contract,
+        keywords: dict[str, Any],
+        built_from: str,
+        inputs: tuple[dict[str, Any], ...],
+        started: float,
+        pointer: Pointer | None,
+        wholes: dict[str, str | None],
+    ) -> None:
+        """Build, check and stage a table by day of its reading time: only the days whose rows in the
+        partitioned inputs changed (or whose other inputs, contract, code or options did) are built and
+        checked; the others keep their files. Every rule of these tables relates rows of one day, so a kept
+        day passed them when it was built, against the same contract and the same other inputs."""
+        import polars as pl
+
+        step = self.steps[index]
+        frames: dict[str, pl.DataFrame] = {name: self.frame(name) for name in step.inputs}  # type: ignore[misc]
+        digests = {
+            name: self.day_content.get(name) or day_digests(frames[name], column)
+            for name, column in step.partition_by.items()
+        }
+        days = input_days(step, frames)
+        base = (step.table, contract.sha256, code_fingerprint(), keywords, wholes)
+        fingerprints = {
+            day: fingerprint(*base, day, {name: digests[name].get(day) for name in step.partition_by})
+            for day in days
+        }
+        previous = {} if self.full_refresh or pointer is None else pointer.partitions
+        kept = {
+            day: previous[str(day)]
+            for day in days
+            if previous.get(str(day), {}).get("fingerprint") == fingerprints[day]
+        }
+        to_build = {day: rows for day, rows in days.items() if day not in kept}
+        built = build_days(step, frames, keywords, to_build)
+        empty = {"file": None, "rows": 0, "size": 0, "stats": "", "content": "empty"}
+        kept |= {day: dict(empty) for day in to_build if day not in built}
+        ordered = [built[day] for day in sorted(built)]
+        fresh = (
+            pl.concat(ordered)
+            if ordered
+            else step.transform(*(f.clear().lazy() for f in frames.values()), **keywords).collect()
+        )
+        waive = self.options.waived(step.table)
+        rows = check_rows(fresh, contract, failure_cases(fresh, contract, "error", waive), waive=waive)
+        staged = None
+        if rows.ok:
+            staged = self.lake.stage_days(
+                step.table, built, kept, fingerprints, self.run_id, self.run_info, built_from
+            )
+        total = fresh.height + sum(record["rows"] for record in kept.values())
+        self.input_rows = {name: frame.height for name, frame in frames.items()}
+        if len(to_build) == len(days):
+            # Every day built: the rules read whole tables, those no later step needs from staged Parquet.
+            tables, _finished = self.relation_inputs(index, frames, fresh, staged)
+        else:
+            # Some days kept: the rules between tables relate rows of one day, so the built days are checked
+            # against the same days of the partitioned inputs (and the other inputs whole).
+            rebuilt = pl.Series("_days", sorted(to_build), dtype=pl.Int64).implode()
+            tables = {
+                name: frames[name].filter(day_of(step.partition_by[name]).is_in(rebuilt))
+                if name in step.partition_by
+                else frames[name]
+                for name in step.inputs
+            }
+            tables[step.table] = fresh
+        report = check_relations(rows, contract, tables, waive)
+        del tables
+        outcome = self.staged_result(
+            step.table, contract.zone, total, report, staged, built_from, inputs, started
+        )
+        outcome = replace(outcome, days_built=len(built), days_kept=len(days) - len(to_build))
+        self.add(outcome)
+        if outcome.status != "published" or staged is None:
+            self.say(f"{step.table}: FAILED its contract: {outcome.reason}")
+            return
+        self.day_content[step.table] = {int(d): r["content"] for d, r in staged.pointer.partitions.items()}
+        if step.table in self.last_use:  # a later step reads the whole table
+            unchanged = {day: r for day, r in kept.items() if r["file"] is not None and day not in built}
+            parts = {**self.lake.read_days(step.table, unchanged), **built}
+            self.frames[step.table] = pl.concat([parts[day] for day in sorted(parts)]) if parts else fresh
+        kept_days = len(days) - len(to_build)
+        self.say(
+            f"{step.table}: {total} rows; {plural(len(to_build), 'day')} built, {kept_days} kept "
+            f"({outcome.seconds:.2f}s)"
+        )
+
     def relation_inputs(
         self, index: int, frames: dict[str, pl.DataFrame], frame: pl.DataFrame, staged: Staged | None
     ) -> tuple[dict[str, pl.DataFrame | pl.LazyFrame], set[str]]:
@@ -463,8 +567,9 @@ class _Run:
         versions = {s.pointer.table: s for s in self.staged} | ({step.table: staged} if staged else {})
         tables: dict[str, pl.DataFrame | pl.LazyFrame] = {**frames, step.table: frame}
         for name in finished & versions.keys():
-            tables[name] = versions[name].scan()
-            self.frames.pop(name, None)
+            if versions[name].scannable:
+                tables[name] = versions[name].scan()
+                self.frames.pop(name, None)
         return tables, finished
 
     def stage(self, table: str, frame: pl.DataFrame, built_from: str) -> Staged:
