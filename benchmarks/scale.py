@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -46,7 +46,7 @@ class Measured:
     wall: float
     cpu: float
     peak_mib: float
-    output: str = ""
+    output: str = field(default="", repr=False)
 
 
 def measure(command: list[str], keep_output: bool = False) -> Measured:
