@@ -20,9 +20,9 @@ from stedi_etl.lake.storage import FileInfo, Store
 if TYPE_CHECKING:
     import polars as pl
 
-# A file's parse as the cache holds it: its rows, its rejects (as dicts of their fields), its read path and
-# how many of its records went through the tolerant splitter.
-Parse = tuple["pl.DataFrame", list[dict[str, Any]], str, int]
+# A file's parse as the cache holds it: its rows, its rejects (as dicts of their fields), its read path, how
+# many of its records went through the tolerant splitter, and its rows summed by day (per time column).
+Parse = tuple["pl.DataFrame", list[dict[str, Any]], str, int, dict[str, dict[int, tuple[int, int, int]]]]
 
 FORMAT = "stedi-etl/parsed-file/1"
 
@@ -62,6 +62,10 @@ class ParseCache:
                     list(fields["rejected"]),
                     fields["path"],
                     int(fields.get("tolerant_records", 0)),
+                    {
+                        column: {int(day): (rows, low, high) for day, (rows, low, high) in days.items()}
+                        for column, days in fields.get("days", {}).items()
+                    },
                 )
             except (ValueError, TypeError, KeyError):
                 continue  # a damaged entry is parsed again
@@ -73,7 +77,7 @@ class ParseCache:
     def save(self) -> None:
         """Write the parses this run made, and drop the entries of files it did not see."""
         entries: dict[str, bytes] = {}
-        for key, (frame, rejected, read_path, tolerant_records) in self.made.items():
+        for key, (frame, rejected, read_path, tolerant_records, days) in self.made.items():
             buffer = io.BytesIO()
             frame.write_parquet(buffer, compression="zstd")
             meta: dict[str, Any] = {
@@ -81,6 +85,10 @@ class ParseCache:
                 "path": read_path,
                 "rejected": rejected,
                 "tolerant_records": tolerant_records,
+                "days": {
+                    column: {str(day): list(sums) for day, sums in by_day.items()}
+                    for column, by_day in days.items()
+                },
             }
             entries[f"{self.folder}/{key}.parquet"] = buffer.getvalue()
             entries[f"{self.folder}/{key}.json"] = json.dumps(meta).encode()

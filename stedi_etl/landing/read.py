@@ -39,6 +39,7 @@ from stedi_etl.contracts import INT64_MAX, INT64_MIN, MASK, Column, Contract, la
 from stedi_etl.errors import LandingError, UsageError
 from stedi_etl.lake.storage import FileInfo, Store, is_hidden
 from stedi_etl.landing.memory import buffers_reused
+from stedi_etl.model.days import DaySums, added, day_sums
 
 if TYPE_CHECKING:
     import polars as pl
@@ -96,6 +97,7 @@ class ParsedFile:
     lines: list[int] = field(default_factory=list)
     raws: list[str] = field(default_factory=list)
     tolerant_records: int = 0  # records the tolerant splitter read (rows and rejects)
+    days: DaySums | None = None  # its rows that pass the row rules, summed by day (model/days.py)
     broken_at: list[int] = field(default_factory=list)  # where each record that did not parse starts (chars)
 
 
@@ -110,6 +112,7 @@ class LandingRead:
     ignored: tuple[str, ...]  # hidden files (".x", "_x"), skipped by the convention Spark and Athena follow
     report: ValidationReport  # the landing contract's checks on ``frame``
     seconds: float
+    days: DaySums | None = None  # the frame's rows summed by day of ``day_column``, where it was given
 
     @property
     def rows(self) -> int:
@@ -148,13 +151,15 @@ def read_landing(
     listed: dict[str, FileInfo] | None = None,
     on_read: Callable[[int], None] | None = None,
     cache: ParseCache | None = None,
+    day_column: str | None = None,
 ) -> LandingRead:
     """Read every file under ``<root>/<dataset>/landing/`` (recursively) of ``store``.
 
     ``listed`` is the folder's listing where the caller has it already (``require_landing``); ``on_read``
     is told the bytes of each batch of files once they are read and parsed (for a progress display).
     With ``cache``, a file parsed by an earlier run (same path, size, stamp, contract and reader) is taken
-    from it instead of being read, and this run's parses are handed to it.
+    from it instead of being read, and this run's parses are handed to it. With ``day_column``, the rows
+    are also summed by day of that column (``LandingRead.days``), each file's sums kept with its parse.
     """
     started = time.perf_counter()
     contract = landing_contract(dataset)
@@ -170,8 +175,9 @@ def read_landing(
             [Rejected(**r) for r in rejected],
             read_path,  # type: ignore[arg-type]
             tolerant_records=tolerant_records,
+            days=days.get(day_column) if day_column else None,
         )
-        for key, (frame, rejected, read_path, tolerant_records) in (
+        for key, (frame, rejected, read_path, tolerant_records, days) in (
             cache.fetch(list(keys.values())) if cache else {}
         ).items()
     }
@@ -189,10 +195,6 @@ def read_landing(
             del texts
             if on_read is not None:
                 on_read(sum(listed[p].size for p in batch))
-    if cache is not None:
-        for path, parse in fresh.items():
-            rejects = [asdict(r) for r in parse.rejected]
-            cache.remember(keys[path], (parse.frame, rejects, parse.path, parse.tolerant_records))
     parsed = [fresh[p] if p in fresh else reused[keys[p]] for p in wanted]
 
     def text_of(index: int) -> bytes:
@@ -202,6 +204,14 @@ def read_landing(
     frame, rejected, report = _apply_row_checks(parsed, sources, text_of, contract)
     rejected_in = Counter(r.source for r in rejected)
     failed_checks_in = Counter(r.source for r in rejected if r.reason == "check_failed")
+    heights = [f.frame.height - failed_checks_in[source] for source, f in zip(sources, parsed, strict=True)]
+    if day_column is not None:
+        _sum_days(frame, heights, parsed, day_column)
+    if cache is not None:
+        for path, parse in fresh.items():
+            rejects = [asdict(r) for r in parse.rejected]
+            days = {day_column: parse.days} if day_column and parse.days is not None else {}
+            cache.remember(keys[path], (parse.frame, rejects, parse.path, parse.tolerant_records, days))
     files = tuple(
         FileRead(
             source,
@@ -216,7 +226,27 @@ def read_landing(
     )
     ignored = tuple(store.url(p) for p in listed.keys() - set(wanted))
     seconds = time.perf_counter() - started
-    return LandingRead(dataset, frame, quarantine_frame(rejected), files, ignored, report, seconds)
+    days = added(f.days or {} for f in parsed) if day_column is not None else None
+    return LandingRead(dataset, frame, quarantine_frame(rejected), files, ignored, report, seconds, days)
+
+
+def _sum_days(frame: pl.DataFrame, heights: list[int], parsed: list[ParsedFile], column: str) -> None:
+    """Give each file without day sums (parsed now, or cached before they were kept) the sums of its rows
+    in ``frame`` (the dataset's rows that passed the row rules, file after file, ``heights`` each)."""
+    import polars as pl
+
+    missing = [index for index, f in enumerate(parsed) if f.days is None]
+    if not missing:
+        return
+    owner = pl.DataFrame({"file": range(len(heights)), "rows": heights}).select(
+        pl.col("file").repeat_by("rows").explode().cast(pl.Int64)
+    )
+    if owner.height != frame.height:
+        raise AssertionError("row rules dropped rows not accounted to their files")
+    wanted = owner.get_column("file").is_in(missing)
+    found = day_sums(frame.filter(wanted), column, owner.get_column("file").filter(wanted))
+    for index in missing:
+        parsed[index].days = found.get(index, {})
 
 
 BATCH_BYTES = 64 * 2**20

@@ -16,48 +16,25 @@ input rows (a day larger than that is a task alone), each task one call of the s
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from stedi_etl.model.days import DAY_MS, NO_TIME, day_of, day_sums, digests
+
+__all__ = ["DAY_MS", "NO_TIME", "added_rows", "build_days", "day_digests", "day_of", "input_days", "tasks"]
 
 if TYPE_CHECKING:
     import polars as pl
 
     from stedi_etl.model.steps import Step
 
-DAY_MS = 86_400_000
-NO_TIME = -(2**62)  # the day of a row without a reading time (contracts require one; still accounted for)
 TASK_ROWS = 2_000_000  # input rows a task builds at once: days are grouped up to this size
-
-
-def day_of(column: str) -> pl.Expr:
-    """The UTC day number of a millisecond time column."""
-    import polars as pl
-
-    return (pl.col(column) // DAY_MS).fill_null(NO_TIME).alias("_day")
 
 
 def day_digests(frame: pl.DataFrame, column: str) -> dict[int, str]:
     """Each day's rows of ``frame`` as one digest that does not depend on their order: a day whose digest
     is unchanged holds the same rows (as a multiset) as before."""
-    import polars as pl
-
-    if frame.is_empty():
-        return {}
-    hashes = frame.hash_rows(seed=7)
-    sums = (
-        pl.DataFrame({"_day": frame.select(day_of(column)).to_series(), "_hash": hashes})
-        .group_by("_day")
-        .agg(
-            (pl.col("_hash") % 2**32).cast(pl.Int64).sum().alias("low"),
-            (pl.col("_hash") // 2**32).cast(pl.Int64).sum().alias("high"),
-            pl.len().alias("rows"),
-        )
-    )
-    return {
-        day: hashlib.sha256(f"{day} {rows} {low} {high}".encode()).hexdigest()[:32]
-        for day, low, high, rows in sums.iter_rows()
-    }
+    return digests(day_sums(frame, column).get(0, {}))
 
 
 def input_days(step: Step, frames: Mapping[str, pl.DataFrame]) -> dict[int, int]:
@@ -70,6 +47,15 @@ def input_days(step: Step, frames: Mapping[str, pl.DataFrame]) -> dict[int, int]
         for day, rows in found.iter_rows():
             counts[day] = counts.get(day, 0) + rows
     return counts
+
+
+def added_rows(parts: list[Mapping[int, int]]) -> dict[int, int]:
+    """Rows per day of several inputs together."""
+    total: dict[int, int] = {}
+    for part in parts:
+        for day, rows in part.items():
+            total[day] = total.get(day, 0) + rows
+    return total
 
 
 def tasks(days: Mapping[int, int], task_rows: int = TASK_ROWS) -> list[list[int]]:

@@ -24,8 +24,9 @@ from stedi_etl.lake.storage import FileInfo, Store, is_hidden, open_store
 from stedi_etl.lake.tables import Lake, LandingChoice, Pointer, Staged, choose_landing, elapsed, new_run_id
 from stedi_etl.landing.cache import ParseCache
 from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing
+from stedi_etl.model.days import digests
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
-from stedi_etl.run.partitions import build_days, day_digests, day_of, input_days
+from stedi_etl.run.partitions import added_rows, build_days, day_digests, day_of, input_days
 from stedi_etl.run.parts import PART_ROWS, build_in_parts
 from stedi_etl.run.progress import NO_METER, Meter
 from stedi_etl.run.results import MANIFEST_FORMAT, LandingSummary, RunResult, RunStatus, TableResult
@@ -145,6 +146,7 @@ CODE_MODULES = (
     "stedi_etl.model.transforms",
     "stedi_etl.model.sorting",
     "stedi_etl.run.partitions",
+    "stedi_etl.model.days",
 )
 
 
@@ -220,6 +222,14 @@ class _Run:
         self.frames: dict[str, pl.DataFrame] = {}  # landing frames that passed, tables built or read back
         self.content: dict[str, str] = {}  # table -> content_sha256 of the version downstream tables get
         self.day_content: dict[str, dict[int, str]] = {}  # table built by day -> each day's content
+        self.day_rows: dict[str, dict[int, int]] = {}  # the same tables (and landing inputs): rows per day
+        # Landing dataset -> the column whose day a table built by day partitions its rows on.
+        self.day_columns = {
+            LANDING_INPUTS[name]: column
+            for step in steps
+            for name, column in step.partition_by.items()
+            if name in LANDING_INPUTS
+        }
         self.staged: list[Staged] = []
         self.last_use: dict[str, int] = {}  # input -> the index of the last step that reads it
         self.current: dict[str, Pointer] = {}  # the tables' pointers as the run found them
@@ -345,6 +355,7 @@ class _Run:
         self.content[table] = pointer.content_sha256
         if pointer.partitions:
             self.day_content[table] = {int(d): r["content"] for d, r in pointer.partitions.items()}
+            self.day_rows[table] = {int(d): r["rows"] for d, r in pointer.partitions.items()}
         return TableResult(
             table,
             contract.zone,
@@ -485,7 +496,9 @@ class _Run:
             name: self.day_content.get(name) or day_digests(frames[name], column)
             for name, column in step.partition_by.items()
         }
-        days = input_days(step, frames)
+        # Rows per day, as the inputs' build records or parses have them (counted here only without).
+        known = [rows for name in step.partition_by if (rows := self.day_rows.get(name)) is not None]
+        days = added_rows(known) if len(known) == len(step.partition_by) else input_days(step, frames)
         base = (step.table, contract.sha256, code_fingerprint(), keywords, wholes)
         fingerprints = {
             day: fingerprint(*base, day, {name: digests[name].get(day) for name in step.partition_by})
@@ -541,6 +554,7 @@ class _Run:
             self.say(f"{step.table}: FAILED its contract: {outcome.reason}")
             return
         self.day_content[step.table] = {int(d): r["content"] for d, r in staged.pointer.partitions.items()}
+        self.day_rows[step.table] = {int(d): r["rows"] for d, r in staged.pointer.partitions.items()}
         if step.table in self.last_use:  # a later step reads the whole table
             unchanged = {day: r for day, r in kept.items() if r["file"] is not None and day not in built}
             parts = {**self.lake.read_days(step.table, unchanged), **built}
@@ -660,6 +674,7 @@ class _Run:
                 self.listings[dataset],
                 on_read=lambda amount: self.meter.advance(task, amount),
                 cache=cache,
+                day_column=self.day_columns.get(dataset),
             )
         finally:
             self.meter.finish(task)
@@ -670,6 +685,9 @@ class _Run:
         report = replace(read.report, errors=read.report.errors + quarantine.errors)
         if report.ok:
             self.frames[landing_table(dataset)] = read.frame
+            if read.days is not None:
+                self.day_content[landing_table(dataset)] = digests(read.days)
+                self.day_rows[landing_table(dataset)] = {day: rows for day, (rows, _, _) in read.days.items()}
         self.reads[dataset] = replace(read, frame=read.frame.clear())  # the frame lives in self.frames
         self.landing_results[dataset] = LandingSummary(
             dataset,
