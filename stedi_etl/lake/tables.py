@@ -302,6 +302,10 @@ class Lake:
                     raise
         raise AssertionError("unreachable")
 
+    def scan(self, table: str, pointer: Pointer) -> pl.LazyFrame:
+        """``table`` at ``pointer``'s version, lazily: a query reads only the files and columns it needs."""
+        return delta.scan(self.store, self.table_dir(table), pointer.version)
+
     def stage(
         self, table: str, frame: pl.DataFrame, run_id: str, run: dict[str, Any], fingerprint: str = ""
     ) -> Staged:

@@ -243,8 +243,11 @@ def _sum_days(frame: pl.DataFrame, heights: list[int], parsed: list[ParsedFile],
     )
     if owner.height != frame.height:
         raise AssertionError("row rules dropped rows not accounted to their files")
-    wanted = owner.get_column("file").is_in(missing)
-    found = day_sums(frame.filter(wanted), column, owner.get_column("file").filter(wanted))
+    if len(missing) == len(parsed):  # every file (a first run): no filtered copy of the dataset's rows
+        found = day_sums(frame, column, owner.get_column("file"))
+    else:
+        wanted = owner.get_column("file").is_in(missing)
+        found = day_sums(frame.filter(wanted), column, owner.get_column("file").filter(wanted))
     for index in missing:
         parsed[index].days = found.get(index, {})
 

@@ -16,12 +16,22 @@ input rows (a day larger than that is a task alone), each task one call of the s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stedi_etl.model.days import DAY_MS, NO_TIME, day_of, day_sums, digests
 
-__all__ = ["DAY_MS", "NO_TIME", "added_rows", "build_days", "day_digests", "day_of", "input_days", "tasks"]
+__all__ = [
+    "DAY_MS",
+    "NO_TIME",
+    "added_rows",
+    "build_days",
+    "day_digests",
+    "day_of",
+    "input_days",
+    "on_days",
+    "tasks",
+]
 
 if TYPE_CHECKING:
     import polars as pl
@@ -37,13 +47,28 @@ def day_digests(frame: pl.DataFrame, column: str) -> dict[int, str]:
     return digests(day_sums(frame, column).get(0, {}))
 
 
+def on_days(column: str, days: Iterable[int]) -> pl.Expr:
+    """Rows whose time falls on one of ``days``; also as a time range, which lets a scan of Parquet or
+    Delta files skip the files and row groups whose statistics lie outside it."""
+    import polars as pl
+
+    wanted = sorted(days)
+    exact = day_of(column).is_in(pl.Series("_days", wanted, dtype=pl.Int64).implode())
+    if not wanted or wanted[0] == NO_TIME:
+        return exact
+    time = pl.col(column)
+    return (time >= wanted[0] * DAY_MS) & (time < (wanted[-1] + 1) * DAY_MS) & exact
+
+
 def input_days(step: Step, frames: Mapping[str, pl.DataFrame]) -> dict[int, int]:
     """Every day some partitioned input of ``step`` has rows on, with the number of those rows."""
     import polars as pl
 
     counts: dict[int, int] = {}
     for name, column in step.partition_by.items():
-        found = frames[name].select(day_of(column)).group_by("_day").agg(pl.len().alias("rows"))
+        found = (
+            frames[name].lazy().select(day_of(column)).group_by("_day").agg(pl.len().alias("rows")).collect()
+        )
         for day, rows in found.iter_rows():
             counts[day] = counts.get(day, 0) + rows
     return counts
@@ -84,13 +109,11 @@ def build_days(
     Each task filters the partitioned inputs to its days, passes the other inputs whole, and cuts its
     output by day; every transform's output is sorted, so each day's frame is too.
     """
-    import polars as pl
 
     built: dict[int, pl.DataFrame] = {}
     for group in tasks(days, task_rows):
-        wanted = pl.Series("_days", group, dtype=pl.Int64)
         inputs = [
-            frames[name].lazy().filter(day_of(step.partition_by[name]).is_in(wanted.implode()))
+            frames[name].lazy().filter(on_days(step.partition_by[name], group))
             if name in step.partition_by
             else frames[name].lazy()
             for name in step.inputs

@@ -26,7 +26,7 @@ from stedi_etl.landing.cache import ParseCache
 from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing
 from stedi_etl.model.days import digests
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
-from stedi_etl.run.partitions import added_rows, build_days, day_digests, day_of, input_days
+from stedi_etl.run.partitions import added_rows, build_days, day_digests, input_days, on_days
 from stedi_etl.run.parts import PART_ROWS, build_in_parts
 from stedi_etl.run.progress import NO_METER, Meter
 from stedi_etl.run.results import MANIFEST_FORMAT, LandingSummary, RunResult, RunStatus, TableResult
@@ -457,7 +457,9 @@ class _Run:
         staged = self.stage(step.table, frame, built_from) if rows.ok else None
         tables, finished = self.relation_inputs(index, frames, frame, staged)  # type: ignore[arg-type]
         height = frame.height
-        self.input_rows = {name: part.height for name, part in frames.items() if part is not None}
+        self.input_rows = {
+            name: self.rows_of(name, part) for name, part in frames.items() if part is not None
+        }
         kept = None if step.table in finished else frame
         del frames, frame  # the relation rules below may need the memory they hold
         report = check_relations(rows, contract, tables, waive)
@@ -528,16 +530,21 @@ class _Run:
                 step.table, built, kept, fingerprints, self.run_id, self.run_info, built_from
             )
         total = fresh.height + sum(record["rows"] for record in kept.values())
-        self.input_rows = {name: frame.height for name, frame in frames.items()}
+        self.input_rows = {name: self.rows_of(name, frame) for name, frame in frames.items()}
+        days_built = len(built)
+        del built, ordered
         if len(to_build) == len(days):
-            # Every day built: the rules read whole tables, those no later step needs from staged Parquet.
-            tables, _finished = self.relation_inputs(index, frames, fresh, staged)
+            # Every day built: the rules read whole tables, those no later step needs from staged Parquet,
+            # and the frames of those are freed first (the machine-learning rules' joins need the memory).
+            tables, finished = self.relation_inputs(index, frames, fresh, staged)
+            held = None if step.table in finished else fresh
+            del frames, fresh
+            fresh = held  # type: ignore[assignment]
         else:
             # Some days kept: the rules between tables relate rows of one day, so the built days are checked
             # against the same days of the partitioned inputs (and the other inputs whole).
-            rebuilt = pl.Series("_days", sorted(to_build), dtype=pl.Int64).implode()
             tables = {
-                name: frames[name].filter(day_of(step.partition_by[name]).is_in(rebuilt))
+                name: frames[name].filter(on_days(step.partition_by[name], to_build))
                 if name in step.partition_by
                 else frames[name]
                 for name in step.inputs
@@ -548,17 +555,21 @@ class _Run:
         outcome = self.staged_result(
             step.table, contract.zone, total, report, staged, built_from, inputs, started
         )
-        outcome = replace(outcome, days_built=len(built), days_kept=len(days) - len(to_build))
+        outcome = replace(outcome, days_built=days_built, days_kept=len(days) - len(to_build))
         self.add(outcome)
         if outcome.status != "published" or staged is None:
             self.say(f"{step.table}: FAILED its contract: {outcome.reason}")
             return
         self.day_content[step.table] = {int(d): r["content"] for d, r in staged.pointer.partitions.items()}
         self.day_rows[step.table] = {int(d): r["rows"] for d, r in staged.pointer.partitions.items()}
-        if step.table in self.last_use:  # a later step reads the whole table
-            unchanged = {day: r for day, r in kept.items() if r["file"] is not None and day not in built}
-            parts = {**self.lake.read_days(step.table, unchanged), **built}
-            self.frames[step.table] = pl.concat([parts[day] for day in sorted(parts)]) if parts else fresh
+        unchanged = [day for day, record in kept.items() if record["file"] is not None]
+        if step.table in self.last_use and unchanged and pointer is not None:
+            # Later steps read the kept days from the files the table already had, as they need them: the
+            # machine-learning step only the days it builds, customer_curated only the users.
+            earlier = self.lake.scan(step.table, pointer).filter(on_days(step.partition_column, unchanged))
+            self.frames[step.table] = pl.concat([earlier, fresh.lazy()])  # type: ignore[union-attr]
+        elif step.table in self.last_use and fresh is not None:
+            self.frames[step.table] = fresh
         kept_days = len(days) - len(to_build)
         self.say(
             f"{step.table}: {total} rows; {plural(len(to_build), 'day')} built, {kept_days} kept "
@@ -652,8 +663,20 @@ class _Run:
         if name in LANDING_INPUTS:
             self.read(LANDING_INPUTS[name])
         elif name not in self.frames and name in self.content:
-            self.frames[name] = self.lake.read(name)  # up to date: its current version, read back
+            pointer = self.current.get(name)
+            if pointer is not None and pointer.partitions:  # built by day: read as the days are needed
+                self.frames[name] = self.lake.scan(name, pointer)
+            else:
+                self.frames[name] = self.lake.read(name)  # up to date: its current version, read back
         return self.frames.get(name)
+
+    def rows_of(self, name: str, frame: pl.DataFrame | pl.LazyFrame) -> int:
+        """An input's rows, without reading a lazily scanned table for them (its build record has them)."""
+        import polars as pl
+
+        if isinstance(frame, pl.LazyFrame):
+            return sum(self.day_rows.get(name, {}).values())
+        return frame.height
 
     def read(self, dataset: str) -> LandingRead:
         """Read a landing dataset once; its frame feeds the lake only if it and its quarantine pass."""
