@@ -35,7 +35,7 @@ class ParseCache:
         self.folder = folder
         self.salt = f"{FORMAT} {contract_sha256} {reader_code}"
         self.found: dict[str, Parse] = {}  # key -> parse, from this cache
-        self.made: dict[str, Parse] = {}  # key -> parse, made by this run
+        self.made: dict[str, bytes] = {}  # path -> content: the entries of the parses this run made
         self.used: set[str] = set()
 
     def key(self, relative: str, info: FileInfo) -> str:
@@ -72,26 +72,27 @@ class ParseCache:
         return {k: self.found[k] for k in keys if k in self.found}
 
     def remember(self, key: str, parse: Parse) -> None:
-        self.made[key] = parse
+        """Keep a parse of this run for ``save``, serialised now: the frame itself would hold the dataset's
+        rows in memory until the run has published (at scale 100, 0.9 GiB more at the run's peak)."""
+        frame, rejected, read_path, tolerant_records, days = parse
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer, compression="zstd")
+        meta: dict[str, Any] = {
+            "format": FORMAT,
+            "path": read_path,
+            "rejected": rejected,
+            "tolerant_records": tolerant_records,
+            "days": {
+                column: {str(day): list(sums) for day, sums in by_day.items()}
+                for column, by_day in days.items()
+            },
+        }
+        self.made[f"{self.folder}/{key}.parquet"] = buffer.getvalue()
+        self.made[f"{self.folder}/{key}.json"] = json.dumps(meta).encode()
 
     def save(self) -> None:
         """Write the parses this run made, and drop the entries of files it did not see."""
-        entries: dict[str, bytes] = {}
-        for key, (frame, rejected, read_path, tolerant_records, days) in self.made.items():
-            buffer = io.BytesIO()
-            frame.write_parquet(buffer, compression="zstd")
-            meta: dict[str, Any] = {
-                "format": FORMAT,
-                "path": read_path,
-                "rejected": rejected,
-                "tolerant_records": tolerant_records,
-                "days": {
-                    column: {str(day): list(sums) for day, sums in by_day.items()}
-                    for column, by_day in days.items()
-                },
-            }
-            entries[f"{self.folder}/{key}.parquet"] = buffer.getvalue()
-            entries[f"{self.folder}/{key}.json"] = json.dumps(meta).encode()
+        entries = self.made
         if entries:
             self.store.write_many(entries)
         stale = [
