@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stedi_etl.checks.rules import check_relations_in_parts, check_rows
 from stedi_etl.cli import main
 from stedi_etl.contracts import load_contract
 from stedi_etl.lake.tables import Lake
@@ -178,3 +179,19 @@ def test_a_new_file_rebuilds_only_the_days_it_touches(starter: Path, tmp_path: P
 
     unchanged = run_json(landing, lake)
     assert {t["status"] for t in unchanged.values()} == {"up_to_date"}
+
+
+def test_a_rule_checked_in_parts_counts_its_failures_in_every_part() -> None:
+    contract = load_contract("accelerometer_trusted")
+    schema = contract.polars_schema()
+    customers = pl.DataFrame({"email": ["a@x.com"]})  # what the rule reads of customer_trusted
+    consenting, stranger = ("a@x.com", DAY_MS, 0.0, 0.0, 0.0), ("z@x.com", DAY_MS + 1, 0.0, 0.0, 0.0)
+    day = [
+        pl.DataFrame([consenting, stranger], schema=schema, orient="row"),
+        pl.DataFrame([("z@x.com", 2 * DAY_MS, 0.0, 0.0, 0.0)], schema=schema, orient="row"),
+    ]
+    parts = [{"accelerometer_trusted": frame.lazy(), "customer_trusted": customers} for frame in day]
+    report = check_rows(pl.concat(day), contract, None)
+    checked = check_relations_in_parts(report, contract, parts)
+    assert [(e.check, e.failing_rows) for e in checked.errors] == [("only_consenting_customers", 2)]
+    assert check_relations_in_parts(report, contract, []).errors == ()

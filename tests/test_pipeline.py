@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -265,9 +265,19 @@ def test_trusted_readings_of_a_customer_without_consent_stop_every_table_built_f
 def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
     starter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What keeps the run's peak down at scale 100: the last step's rules hold no whole table in memory."""
+    """What keeps the run's peak down at scale 100: rules read tables no later step needs from staged
+    Parquet, and the rules of the tables built by day run a task's days at a time."""
     read_as: dict[str, dict[str, str]] = {}
     check_relations = pipeline.check_relations
+    in_parts = pipeline.check_relations_in_parts
+
+    def kind(frame: pl.DataFrame | pl.LazyFrame) -> str:
+        if isinstance(frame, pl.DataFrame):
+            return "frame"
+        plan = frame.explain().upper()
+        if "PARQUET" in plan:
+            return "parquet"
+        return "days" if "FILTER" in plan or "SELECTION" in plan else "lazy"
 
     def spy(
         report: ValidationReport,
@@ -275,20 +285,34 @@ def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
         tables: Mapping[str, pl.DataFrame | pl.LazyFrame],
         waive: frozenset[str] = frozenset(),
     ) -> ValidationReport:
-        read_as[contract.name] = {
-            name: "parquet" if isinstance(t, pl.LazyFrame) and "PARQUET" in t.explain().upper() else "frame"
-            for name, t in tables.items()
-        }
+        read_as[contract.name] = {name: kind(t) for name, t in tables.items()}
         return check_relations(report, contract, tables, waive)
 
+    def spy_parts(
+        report: ValidationReport,
+        contract: Contract,
+        parts: Iterable[Mapping[str, pl.DataFrame | pl.LazyFrame]],
+        waive: frozenset[str] = frozenset(),
+    ) -> ValidationReport:
+        seen = list(parts)
+        read_as[contract.name] = {name: kind(t) for part in seen for name, t in part.items()}
+        return in_parts(report, contract, seen, waive)
+
     monkeypatch.setattr(pipeline, "check_relations", spy)
+    monkeypatch.setattr(pipeline, "check_relations_in_parts", spy_parts)
     assert pipeline.run(str(starter), str(tmp_path)).ok
-    assert read_as["machine_learning_curated"] == dict.fromkeys(
-        ["step_trainer_trusted", "customer_curated", "accelerometer_trusted", "machine_learning_curated"],
-        "parquet",
-    )
-    # Still needed by later steps, so held anyway: read from memory, not decoded again.
-    assert read_as["accelerometer_trusted"]["accelerometer_trusted"] == "frame"
+    # Built by day: each table the rules relate by reading time is read for the part's days only.
+    assert read_as["machine_learning_curated"] == {
+        "step_trainer_trusted": "days",
+        "customer_curated": "frame",
+        "accelerometer_trusted": "days",
+        "machine_learning_curated": "days",
+    }
+    assert read_as["accelerometer_trusted"] == {
+        "accelerometer_landing": "days",
+        "customer_trusted": "frame",
+        "accelerometer_trusted": "days",
+    }
     assert read_as["customer_curated"]["customer_trusted"] == "parquet"  # its last use
 
 

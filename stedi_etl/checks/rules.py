@@ -8,7 +8,7 @@ SQL rules, which relate a table to the tables it was built from. The CLI only pr
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +154,41 @@ def check_relations(
     errors, warnings = list(report.errors), list(report.warnings)
     counted = _sql_counts([rule for _severity, rule in rules], tables)
     for (severity, rule), value in zip(rules, counted, strict=True):
+        failure = _sql_failure(rule, value, tables, report.table, severity)  # type: ignore[arg-type]
+        if failure is not None:
+            (errors if failure.severity == "error" else warnings).append(failure)
+    return replace(report, errors=tuple(errors), warnings=tuple(warnings))
+
+
+def check_relations_in_parts(
+    report: ValidationReport,
+    contract: Contract,
+    parts: Iterable[Mapping[str, pl.DataFrame | pl.LazyFrame]],
+    waive: frozenset[str] = frozenset(),
+) -> ValidationReport:
+    """``check_relations`` over a table in parts whose rows relate only to rows of the same part (a table
+    built by day: each part is some days of every table the rules read). A rule's count is the sum of its
+    counts in the parts; a rule that cannot run in one part fails as it would whole. Only one part's joins
+    are in memory at a time."""
+    rules = [
+        (severity, rule)
+        for severity in ("error", "warning")
+        for rule in contract.sql_rules(severity, waive)  # type: ignore[arg-type]
+    ]
+    if not rules:
+        return report
+    totals: list[int | Exception] = [0] * len(rules)
+    tables: Mapping[str, pl.DataFrame | pl.LazyFrame] = {}
+    for tables in parts:
+        counted = _sql_counts([rule for _severity, rule in rules], tables)
+        for index, value in enumerate(counted):
+            total = totals[index]
+            if isinstance(value, Exception) or isinstance(total, Exception):
+                totals[index] = total if isinstance(total, Exception) else value
+            else:
+                totals[index] = total + value
+    errors, warnings = list(report.errors), list(report.warnings)
+    for (severity, rule), value in zip(rules, totals, strict=True):
         failure = _sql_failure(rule, value, tables, report.table, severity)  # type: ignore[arg-type]
         if failure is not None:
             (errors if failure.severity == "error" else warnings).append(failure)

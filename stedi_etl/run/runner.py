@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stedi_etl import __version__
-from stedi_etl.checks.rules import CheckFailure, check_frame, check_relations, check_rows, failure_cases
+from stedi_etl.checks.rules import (
+    CheckFailure,
+    check_frame,
+    check_relations,
+    check_relations_in_parts,
+    check_rows,
+    failure_cases,
+)
 from stedi_etl.contracts import Contract, landing_table, landing_tables, load_contract, quarantine_table
 from stedi_etl.errors import StediError, UsageError
 from stedi_etl.lake.delta import DEFAULT_RETENTION_HOURS
@@ -26,7 +33,7 @@ from stedi_etl.landing.cache import ParseCache
 from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing
 from stedi_etl.model.days import digests
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
-from stedi_etl.run.partitions import added_rows, build_days, day_digests, input_days, on_days
+from stedi_etl.run.partitions import added_rows, build_days, day_digests, input_days, on_days, tasks
 from stedi_etl.run.parts import PART_ROWS, build_in_parts
 from stedi_etl.run.progress import NO_METER, Meter
 from stedi_etl.run.results import MANIFEST_FORMAT, LandingSummary, RunResult, RunStatus, TableResult
@@ -533,25 +540,23 @@ class _Run:
         self.input_rows = {name: self.rows_of(name, frame) for name, frame in frames.items()}
         days_built = len(built)
         del built, ordered
-        if len(to_build) == len(days):
-            # Every day built: the rules read whole tables, those no later step needs from staged Parquet,
-            # and the frames of those are freed first (the machine-learning rules' joins need the memory).
-            tables, finished = self.relation_inputs(index, frames, fresh, staged)
-            held = None if step.table in finished else fresh
-            del frames, fresh
-            fresh = held  # type: ignore[assignment]
-        else:
-            # Some days kept: the rules between tables relate rows of one day, so the built days are checked
-            # against the same days of the partitioned inputs (and the other inputs whole).
-            tables = {
-                name: frames[name].filter(on_days(step.partition_by[name], to_build))
-                if name in step.partition_by
-                else frames[name]
-                for name in step.inputs
+        # The rules between tables relate rows of one day, so they run on the days built, a task's days at a
+        # time, against the same days of the partitioned inputs (and the other inputs whole): only one
+        # task's joins are held at once.
+        parts = (
+            {
+                **{
+                    name: frames[name].lazy().filter(on_days(step.partition_by[name], group))
+                    if name in step.partition_by
+                    else frames[name]
+                    for name in step.inputs
+                },
+                step.table: fresh.lazy().filter(on_days(step.partition_column, group)),
             }
-            tables[step.table] = fresh
-        report = check_relations(rows, contract, tables, waive)
-        del tables
+            for group in tasks(to_build)
+        )
+        report = check_relations_in_parts(rows, contract, parts, waive)
+        del frames, parts
         outcome = self.staged_result(
             step.table, contract.zone, total, report, staged, built_from, inputs, started
         )
