@@ -2,6 +2,8 @@
 
     python benchmarks/scale.py [--scales 1 10 100] [--runs 3] [--runs-at-100 2] [--work DIR] [--output FILE]
 
+(cores busy = CPU time / wall time: how much of the machine each kept busy.)
+
 For each scale: generate clean landing data (`stedi-etl generate --scale N --clean`), then alternate
 `stedi-etl run-all --landing X --lake Y -q` and `python benchmarks/duckdb_job.py` (fresh output folders each
 run), timing each child process: wall time, CPU time (user + sys) and peak RSS (ru_maxrss), all from
@@ -182,9 +184,9 @@ def main() -> None:
     else:
         lines += [
             "| scale | landing MB | accelerometer rows | stedi-etl wall s | DuckDB wall s | wall ratio | "
-            "stedi-etl CPU s | DuckDB CPU s | stedi-etl peak RSS MiB | DuckDB peak RSS MiB | RSS ratio | "
-            "same tables |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "stedi-etl CPU s | DuckDB CPU s | cores busy (stedi-etl / DuckDB) | stedi-etl peak RSS MiB | "
+            "DuckDB peak RSS MiB | RSS ratio | same tables |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
         ]
     try:
         for scale in args.scales:
@@ -229,7 +231,8 @@ def main() -> None:
             t = {k: statistics.median(getattr(m, k) for m in theirs) for k in ("wall", "cpu", "peak_mib")}
             lines.append(
                 f"| {scale:g} | {size / 1e6:.0f} | {readings:,} | {o['wall']:.2f} | {t['wall']:.2f} | "
-                f"{o['wall'] / t['wall']:.2f} | {o['cpu']:.2f} | {t['cpu']:.2f} | {o['peak_mib']:.0f} | "
+                f"{o['wall'] / t['wall']:.2f} | {o['cpu']:.2f} | {t['cpu']:.2f} | "
+                f"{o['cpu'] / o['wall']:.2f} / {t['cpu'] / t['wall']:.2f} | {o['peak_mib']:.0f} | "
                 f"{t['peak_mib']:.0f} | {o['peak_mib'] / t['peak_mib']:.2f} | "
                 + ("yes (5/5)" if not wrong else f"NO: {', '.join(wrong)}")
                 + " |"
