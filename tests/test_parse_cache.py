@@ -76,3 +76,16 @@ def test_another_contract_or_reader_is_another_key() -> None:
     assert same != ParseCache(store, "x", "contract-2", "reader-1").key("a.json", info)
     assert same != ParseCache(store, "x", "contract-1", "reader-2").key("a.json", info)
     assert same != ParseCache(store, "x", "contract-1", "reader-1").key("b.json", info)
+
+
+def test_a_damaged_entry_is_parsed_again(starter: Path, tmp_path: Path) -> None:
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    shutil.copytree(starter, landing)
+    assert parsed_and_reused(lake, landing)["accelerometer"] == (9, 0)
+    entries = sorted((lake / "_stedi" / "parsed" / "accelerometer").glob("*.parquet"))
+    entries[0].write_bytes(b"PAR1 torn")  # rows that do not decode
+    entries[1].with_suffix(".json").write_text("{")  # a record that is not JSON
+    (landing / "accelerometer" / "landing" / "new.json").write_bytes(b"")  # so the run reads accelerometer
+
+    assert parsed_and_reused(lake, landing) == {"accelerometer": (3, 7)}
+    assert_same_as_a_full_rebuild(lake, landing, tmp_path / "scratch")
