@@ -144,20 +144,7 @@ def check_relations(
     """``report`` with the failures of the contract's SQL rules added; ``tables`` are what the rules read,
     by name, the contract's own table included. A LazyFrame is read as the rules' joins need it (the
     pipeline passes scans of staged Parquet, so that a table no later step needs is not held whole)."""
-    rules = [
-        (severity, rule)
-        for severity in ("error", "warning")
-        for rule in contract.sql_rules(severity, waive)  # type: ignore[arg-type]
-    ]
-    if not rules:
-        return report
-    errors, warnings = list(report.errors), list(report.warnings)
-    counted = _sql_counts([rule for _severity, rule in rules], tables)
-    for (severity, rule), value in zip(rules, counted, strict=True):
-        failure = _sql_failure(rule, value, tables, report.table, severity)  # type: ignore[arg-type]
-        if failure is not None:
-            (errors if failure.severity == "error" else warnings).append(failure)
-    return replace(report, errors=tuple(errors), warnings=tuple(warnings))
+    return check_relations_in_parts(report, contract, [tables], waive)
 
 
 def check_relations_in_parts(

@@ -226,7 +226,8 @@ class _Run:
         )
         self.run_info = {"run_id": run_id, "landing": landing_store.uri, "options": asdict(options)}
         self.reads: dict[str, LandingRead] = {}
-        self.frames: dict[str, pl.DataFrame] = {}  # landing frames that passed, tables built or read back
+        # Landing frames that passed, tables built or read back (one built by day: a lazy scan of its days).
+        self.frames: dict[str, pl.DataFrame | pl.LazyFrame] = {}
         self.content: dict[str, str] = {}  # table -> content_sha256 of the version downstream tables get
         self.day_content: dict[str, dict[int, str]] = {}  # table built by day -> each day's content
         self.day_rows: dict[str, dict[int, int]] = {}  # the same tables (and landing inputs): rows per day
@@ -500,7 +501,10 @@ class _Run:
         import polars as pl
 
         step = self.steps[index]
-        frames: dict[str, pl.DataFrame] = {name: self.frame(name) for name in step.inputs}  # type: ignore[misc]
+        frames: dict[str, pl.DataFrame | pl.LazyFrame] = {
+            name: self.frame(name)  # type: ignore[misc]  # present: the step was not skipped
+            for name in step.inputs
+        }
         digests = {
             name: self.day_content.get(name) or day_digests(frames[name], column)
             for name, column in step.partition_by.items()
@@ -663,7 +667,7 @@ class _Run:
             reason + (f" (inputs: {inputs})" if inputs else ""),
         )
 
-    def frame(self, name: str) -> pl.DataFrame | None:
+    def frame(self, name: str) -> pl.DataFrame | pl.LazyFrame | None:
         """An input: a landing dataset that passed its contract, or a table built this run or up to date."""
         if name in LANDING_INPUTS:
             self.read(LANDING_INPUTS[name])
