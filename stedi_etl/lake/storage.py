@@ -379,6 +379,10 @@ class Store:
         result: dict[str, bytes | None] = {}
         for path, data in zip(paths, fetched, strict=True):
             if missing_ok and isinstance(data, FileNotFoundError):
+                # Dropped with its traceback: its frames reach back through this call's frame to every
+                # caller's, so a kept exception holds their locals (a run's landing frames, at scale 100
+                # 0.6 GiB) alive in a reference cycle until Python's cyclic collector happens to run.
+                data.__traceback__ = None
                 result[path] = None
             elif isinstance(data, BaseException):
                 with self._errors("read", path):
