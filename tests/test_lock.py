@@ -118,7 +118,10 @@ def test_a_lake_path_that_is_a_file_is_refused_before_locking(tmp_path: Path) ->
 def test_two_runs_started_together_one_runs_the_other_reports_the_lock(
     stedi_2022: Path, tmp_path: Path
 ) -> None:
-    """Ten times over: two run-all processes on one lake; exactly one gets the lock, the lake ends right."""
+    """Ten times over: two run-all processes on one lake; when they overlap exactly one gets the lock, and
+    the lake always ends right. Two runs that did not overlap (one finished before the other asked for the
+    lock, as a loaded machine can start them a second apart) both succeed and prove nothing, so most of
+    the ten must overlap."""
     lake = tmp_path / "lake"
     command = [
         sys.executable,
@@ -130,6 +133,7 @@ def test_two_runs_started_together_one_runs_the_other_reports_the_lock(
         "--lake",
         str(lake),
     ]
+    overlapped = commits = 0
     for attempt in range(10):
         # A full refresh, so each run holds the lock for a whole build (a second or so) and the two overlap.
         runs = [
@@ -140,14 +144,18 @@ def test_two_runs_started_together_one_runs_the_other_reports_the_lock(
         ]
         outcomes = [(p.wait(timeout=120), p.stderr.read().decode()) for p in runs]  # type: ignore[union-attr]
         codes = sorted(code for code, _err in outcomes)
-        assert codes == [0, 1], (attempt, outcomes)
-        refused = next(err for code, err in outcomes if code == 1)
-        assert refused.startswith(f"error: lake {lake} is locked by run "), refused
-        assert len(refused.strip().splitlines()) == 1
+        assert codes in ([0, 1], [0, 0]), (attempt, outcomes)
+        if codes == [0, 1]:
+            overlapped += 1
+            refused = next(err for code, err in outcomes if code == 1)
+            assert refused.startswith(f"error: lake {lake} is locked by run "), refused
+            assert len(refused.strip().splitlines()) == 1
+        commits += codes.count(0)
         the_lake = Lake(Store(str(lake)))
         assert {table: the_lake.read(table).height for table in STEDI_2022} == STEDI_2022
-        # One commit per table and quarantine for each attempt's one run that got the lock.
-        assert {p.version for p in the_lake.tables().values()} == {attempt}
+        # One commit per table and quarantine for each run that got the lock, never two at once.
+        assert {p.version for p in the_lake.tables().values()} == {commits - 1}, (attempt, outcomes)
+    assert overlapped >= 6, f"only {overlapped} of 10 attempts overlapped"
 
 
 # --- S3: conditional writes and a lease ---------------------------------------------------------------------

@@ -195,3 +195,36 @@ def test_a_rule_checked_in_parts_counts_its_failures_in_every_part() -> None:
     checked = check_relations_in_parts(report, contract, parts)
     assert [(e.check, e.failing_rows) for e in checked.errors] == [("only_consenting_customers", 2)]
     assert check_relations_in_parts(report, contract, []).errors == ()
+
+
+def test_landing_day_sums_kept_with_each_parse_add_up_to_the_rows_read(tmp_path: Path) -> None:
+    """Each file's day sums are taken over its rows that pass the row rules; a run that reuses some parses
+    must add up to the sums of the rows it reads (an empty file and a row that breaks a rule included)."""
+    from stedi_etl.lake.storage import open_store
+    from stedi_etl.landing.cache import ParseCache
+    from stedi_etl.landing.read import read_landing
+    from stedi_etl.model.days import day_sums
+
+    def line(user: str, at: int) -> str:
+        return json.dumps({"user": user, "timestamp": at, "x": 1.0, "y": 0.0, "z": 0.0})
+
+    folder = tmp_path / "landing" / "accelerometer" / "landing"
+    folder.mkdir(parents=True)
+    (folder / "a.json").write_text("\n".join(line("a@x.com", DAY_MS * 20_000 + i) for i in range(5)))
+    (folder / "b.json").write_text("")
+    # The second record's time is in seconds: it breaks the contract's minimum and is quarantined.
+    (folder / "c.json").write_text(line("c@x.com", DAY_MS * 20_001) + "\n" + line("c@x.com", 1_655_564))
+    (folder / "d.json").write_text("\n".join(line("d@x.com", DAY_MS * 20_000 + 7 * i) for i in range(3)))
+    landing, lake = open_store(str(tmp_path / "landing")), open_store(str(tmp_path / "lake"))
+
+    def read() -> tuple[object, object]:
+        cache = ParseCache(lake, lake.path("parsed"), "contract", "code")
+        found = read_landing(landing, "accelerometer", cache=cache, day_column="timestamp")
+        cache.save()
+        return found.days, day_sums(found.frame, "timestamp").get(0, {})
+
+    first, expected = read()
+    assert first == expected and sum(rows for rows, _low, _high in first.values()) == 9
+    (folder / "d.json").write_text(line("d@x.com", DAY_MS * 20_002))  # one file changed: three reused
+    second, expected = read()
+    assert second == expected and sum(rows for rows, _low, _high in second.values()) == 7

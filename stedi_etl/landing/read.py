@@ -238,16 +238,15 @@ def _sum_days(frame: pl.DataFrame, heights: list[int], parsed: list[ParsedFile],
     missing = [index for index, f in enumerate(parsed) if f.days is None]
     if not missing:
         return
-    owner = pl.DataFrame({"file": range(len(heights)), "rows": heights}).select(
-        pl.col("file").repeat_by("rows").explode().cast(pl.Int64)
-    )
-    if owner.height != frame.height:
+    if sum(heights) != frame.height:
         raise AssertionError("row rules dropped rows not accounted to their files")
-    if len(missing) == len(parsed):  # every file (a first run): no filtered copy of the dataset's rows
-        found = day_sums(frame, column, owner.get_column("file"))
-    else:
-        wanted = owner.get_column("file").is_in(missing)
-        found = day_sums(frame.filter(wanted), column, owner.get_column("file").filter(wanted))
+    starts = list(itertools.accumulate(heights, initial=0))
+    # The missing files' rows (slices share the frame's memory), and for each row the file it came from:
+    # the last file starting at or before it (a file without rows starts where the next one does).
+    rows = pl.concat([frame.slice(starts[i], heights[i]) for i in missing], rechunk=False)
+    firsts = pl.Series(list(itertools.accumulate((heights[i] for i in missing[:-1]), initial=0)))
+    which = firsts.search_sorted(pl.int_range(0, rows.height, eager=True), side="right") - 1
+    found = day_sums(rows, column, pl.Series(missing, dtype=pl.Int64).gather(which))
     for index in missing:
         parsed[index].days = found.get(index, {})
 
