@@ -384,14 +384,6 @@ class Lake:
         }
         return Staged(pointer, files, schema, "", day_files)
 
-    def read_days(self, table: str, days: dict[int, dict[str, Any]]) -> dict[int, pl.DataFrame]:
-        """Some days' rows of a table built by day, read from their files as the build record names them."""
-        import polars as pl
-
-        paths = {day: f"{self.table_dir(table)}/{record['file']}" for day, record in days.items()}
-        blobs = self.store.read_many(paths.values())
-        return {day: pl.read_parquet(io.BytesIO(blobs[path])) for day, path in paths.items()}
-
     def next_versions(self, tables: Sequence[str]) -> dict[str, int]:
         """The version each table's next commit will get (0 for a new table)."""
         found = {table: delta.version(self.store, self.table_dir(table)) for table in tables}
