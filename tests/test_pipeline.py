@@ -19,7 +19,6 @@ from stedi_etl.contracts import Contract, load_contract
 from stedi_etl.errors import UsageError
 from stedi_etl.lake.storage import Store
 from stedi_etl.lake.tables import Lake, read_table
-from stedi_etl.landing.read import read_landing
 from stedi_etl.model import sorting, transforms
 from stedi_etl.run import runner as pipeline
 from tests.conftest import STARTER_COUNTS, break_step_trainer_trusted, write_landing
@@ -476,40 +475,6 @@ def test_personal_data_never_reaches_output_logs_or_manifests(stedi_2022: Path, 
     assert "email_unique" in text.stdout  # the warning is there
     for output in (text.stdout, text.stderr, as_json.stdout, checked.stdout, manifests):
         assert not [value for value in personal if value in output]
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        pipeline.RunOptions(),
-        pipeline.RunOptions(ml_join="timestamp"),
-        pipeline.RunOptions(consent_cutoff=True),
-    ],
-    ids=["same-customer", "timestamp", "consent-cutoff"],
-)
-def test_building_in_parts_gives_exactly_the_whole_table(
-    starter: Path, tmp_path: Path, options: pipeline.RunOptions
-) -> None:
-    """Large steps are built from key ranges of their split inputs; the parts must add up to the very table
-    a single build gives, row for row and in order, for every step (stedi-starter cut into 7 parts)."""
-    assert pipeline.run(str(starter), str(tmp_path), options=options).ok
-    the_lake = Lake(Store(str(tmp_path)))
-    landing = Store(str(starter))
-    frames = {
-        f"{d}_landing": read_landing(landing, d).frame for d in ("customer", "accelerometer", "step_trainer")
-    }
-    frames.update({step.table: the_lake.read(step.table) for step in pipeline.STEPS})
-    split = 0
-    for step in pipeline.STEPS:
-        keywords = {name: getattr(options, name) for name in step.options}
-        inputs = [frames[name] for name in step.inputs]
-        whole = step.transform(*(f.lazy() for f in inputs), **keywords).collect()
-        largest = max((frames[name].height for name in step.split_by), default=1)
-        in_parts = pipeline.build_in_parts(step, inputs, keywords, part_rows=max(1, largest // 7))
-        assert in_parts.equals(whole), step.table
-        assert in_parts.equals(frames[step.table]), step.table
-        split += bool(step.split_by)
-    assert split >= 3  # the large steps are the ones split
 
 
 def frames_of_mixed_columns() -> st.SearchStrategy[pl.DataFrame]:

@@ -23,8 +23,6 @@ class Step:
     inputs: tuple[str, ...]
     transform: Callable[..., pl.LazyFrame]
     options: tuple[str, ...] = ()
-    # Input -> the column its rows are split on when the table is built in key ranges (see build_in_parts).
-    split_by: Mapping[str, str] = field(default_factory=dict)
     # Why rows of the first input did not make it (model/explain.py), for the report's funnel.
     explain: Callable[..., Explained] | None = None
     # Input -> the column holding its reading time, for a table built day by day of its reading time
@@ -46,7 +44,6 @@ STEPS: tuple[Step, ...] = (
         ("accelerometer_landing", "customer_trusted"),
         transforms.accelerometer_trusted,
         ("consent_cutoff",),
-        split_by={"accelerometer_landing": "user", "customer_trusted": "email"},
         explain=explain.accelerometer_trusted,
         partition_by={"accelerometer_landing": "timestamp"},
         partition_column="timestamp",
@@ -61,7 +58,6 @@ STEPS: tuple[Step, ...] = (
         "step_trainer_trusted",
         ("step_trainer_landing", "customer_curated"),
         transforms.step_trainer_trusted,
-        split_by={"step_trainer_landing": "sensorReadingTime"},
         explain=explain.step_trainer_trusted,
         partition_by={"step_trainer_landing": "sensorReadingTime"},
         partition_column="sensorReadingTime",
@@ -71,7 +67,6 @@ STEPS: tuple[Step, ...] = (
         ("step_trainer_trusted", "customer_curated", "accelerometer_trusted"),
         transforms.machine_learning_curated,
         ("ml_join",),
-        split_by={"step_trainer_trusted": "sensorReadingTime", "accelerometer_trusted": "timestamp"},
         explain=explain.machine_learning_curated,
         partition_by={"step_trainer_trusted": "sensorReadingTime", "accelerometer_trusted": "timestamp"},
         partition_column="sensorReadingTime",

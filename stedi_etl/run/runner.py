@@ -34,21 +34,18 @@ from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, requi
 from stedi_etl.model.days import digests
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
 from stedi_etl.run.partitions import added_rows, build_days, day_digests, input_days, on_days, tasks
-from stedi_etl.run.parts import PART_ROWS, build_in_parts
 from stedi_etl.run.progress import NO_METER, Meter
 from stedi_etl.run.results import MANIFEST_FORMAT, LandingSummary, RunResult, RunStatus, TableResult
 from stedi_etl.wording import plural
 
 __all__ = [
     "ML_JOINS",
-    "PART_ROWS",
     "STEPS",
     "RunOptions",
     "RunResult",
     "RunStatus",
     "Step",
     "TableResult",
-    "build_in_parts",
     "plan",
     "run",
 ]
@@ -459,7 +456,9 @@ class _Run:
         to its inputs, holding no frame a later step does not need."""
         step = self.steps[index]
         frames = {name: self.frame(name) for name in step.inputs}
-        frame = build_in_parts(step, [frames[i] for i in step.inputs], keywords)  # type: ignore[misc]
+        frame = step.transform(*(frames[i].lazy() for i in step.inputs), **keywords).collect(  # type: ignore[union-attr]
+            engine="in-memory"
+        )
         waive = self.options.waived(step.table)
         rows = check_rows(frame, contract, failure_cases(frame, contract, "error", waive), waive=waive)
         staged = self.stage(step.table, frame, built_from) if rows.ok else None
