@@ -143,14 +143,12 @@ class Staged:
     pointer: Pointer
     files: dict[str, bytes]  # path -> bytes: the new Parquet files in the table's folder
     schema: Any  # the table's Arrow schema, for its Delta commit
-    stats: str  # Delta statistics of the file (of a table in one file)
-    # A table built by day: each file's (rows, size, Delta statistics), new and kept from the last version.
-    day_files: dict[str, tuple[int, int, str]] = field(default_factory=dict)
+    stats: str  # Delta statistics of the file (of a table in one file; a table built by day: its record's)
 
     @property
     def scannable(self) -> bool:
         """Whether every row of the version is in this run's bytes (no day kept from an earlier version)."""
-        return bool(self.files) and (not self.day_files or len(self.day_files) == len(self.files))
+        return bool(self.files) and len(self.files) == len(self.pointer.files)
 
     def scan(self) -> pl.LazyFrame:
         """The version's rows, read from its Parquet bytes as a query needs them (when ``scannable``)."""
@@ -379,10 +377,7 @@ class Lake:
         )
         model = next(iter(built.values())) if built else contract.empty_frame()
         schema = model.head(0).to_arrow().schema
-        day_files = {
-            days[d]["file"]: (days[d]["rows"], days[d]["size"], days[d]["stats"]) for d in with_files
-        }
-        return Staged(pointer, files, schema, "", day_files)
+        return Staged(pointer, files, schema, "")
 
     def next_versions(self, tables: Sequence[str]) -> dict[str, int]:
         """The version each table's next commit will get (0 for a new table)."""
@@ -452,10 +447,11 @@ class Lake:
         committed: dict[str, Pointer] = {}
         for s in staged:
             table, directory = s.pointer.table, self.table_dir(s.pointer.table)
-            if s.day_files:
+            if s.pointer.partitions:  # built by day: each day's file as its record has it, new or kept
                 files = [
-                    delta.DataFile(name, size, rows, stats)
-                    for name, (rows, size, stats) in s.day_files.items()
+                    delta.DataFile(day["file"], day["size"], day["rows"], day["stats"])
+                    for day in s.pointer.partitions.values()
+                    if day["file"] is not None
                 ]
             else:
                 files = [

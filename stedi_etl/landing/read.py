@@ -216,13 +216,13 @@ def read_landing(
         FileRead(
             source,
             listed[path].size,
-            f.frame.height - failed_checks_in[source],
+            rows,
             rejected_in[source],
             f.path,
             path not in fresh,
             f.tolerant_records,
         )
-        for path, source, f in zip(wanted, sources, parsed, strict=True)
+        for path, source, f, rows in zip(wanted, sources, parsed, heights, strict=True)
     )
     ignored = tuple(store.url(p) for p in listed.keys() - set(wanted))
     seconds = time.perf_counter() - started
