@@ -221,7 +221,7 @@ def test_landing_day_sums_kept_with_each_parse_add_up_to_the_rows_read(tmp_path:
         cache = ParseCache(lake, lake.path("parsed"), "contract", "code")
         found = read_landing(landing, "accelerometer", cache=cache, day_column="timestamp")
         cache.save()
-        return found.days, day_sums(found.frame, "timestamp").get(0, {})
+        return found.days, day_sums(found.lazy().collect(), "timestamp").get(0, {})
 
     first, expected = read()
     assert first == expected and sum(rows for rows, _low, _high in first.values()) == 9

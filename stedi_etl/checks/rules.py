@@ -8,7 +8,7 @@ SQL rules, which relate a table to the tables it was built from. The CLI only pr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -180,6 +180,33 @@ def check_relations_in_parts(
         if failure is not None:
             (errors if failure.severity == "error" else warnings).append(failure)
     return replace(report, errors=tuple(errors), warnings=tuple(warnings))
+
+
+def merged_report(reports: Sequence[ValidationReport], contract: Contract) -> ValidationReport:
+    """One report for a table checked in parts, for rules that hold or fail row by row (a rule relating rows
+    to each other must be checked on the rows together): each failure's rows summed over the parts, its
+    samples the first few of theirs."""
+
+    def combined(failures: Iterable[CheckFailure]) -> tuple[CheckFailure, ...]:
+        found: dict[tuple[Any, ...], CheckFailure] = {}
+        for failure in failures:
+            key = (failure.check, failure.column, failure.severity, failure.failing_rows is None)
+            before = found.get(key)
+            if before is None:
+                found[key] = replace(failure, table=contract.name)
+            elif failure.failing_rows is not None and before.failing_rows is not None:
+                samples = tuple(dict.fromkeys((*before.samples, *failure.samples)))[:SAMPLES]
+                rows = before.failing_rows + failure.failing_rows
+                found[key] = replace(before, failing_rows=rows, samples=samples)
+        return tuple(found.values())
+
+    return ValidationReport(
+        contract.name,
+        contract.name,
+        sum(r.rows for r in reports),
+        combined(f for r in reports for f in r.errors),
+        combined(f for r in reports for f in r.warnings),
+    )
 
 
 def failure_cases(

@@ -27,9 +27,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stedi_etl.errors import StorageError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 S3_PROTOCOLS = ("s3", "s3a")
 S3_CALL_ATTEMPTS = 2  # s3fs's retries around botocore's (see above)
@@ -246,6 +249,18 @@ class Store:
     def table_uri(self, path: str) -> str:
         """``path`` as deltalake names a table: s3://bucket/key, or the local folder."""
         return f"s3://{path}" if self.protocol in S3_PROTOCOLS else self.url(path)
+
+    def scan_parquet(self, paths: list[str]) -> pl.LazyFrame:
+        """Parquet files of this store as one lazy scan, in order: Polars reads them itself (from disk, or
+        from S3 as deltalake does, with ``table_options``), only the row groups and columns a query needs."""
+        import polars as pl
+
+        local = [self.local_file(path) for path in paths]
+        if all(found is not None for found in local):
+            return pl.scan_parquet(local)  # type: ignore[arg-type]
+        return pl.scan_parquet(
+            [self.table_uri(path) for path in paths], storage_options=self.table_options() or None
+        )
 
     def table_options(self) -> dict[str, str]:
         """deltalake's storage options for this store, from the AWS configuration s3fs uses.

@@ -1,31 +1,46 @@
-"""Each landing file parsed once: its typed rows and its rejects kept, keyed by what decides them.
+"""Each landing file parsed once: its rows (those that passed the row rules) and its rejects kept, keyed by
+what decides them.
 
 A file's parse depends on its bytes (its path, size and change stamp: the ETag on S3, the modification time
 on disk), on its dataset's landing contract and on the reader's code. Those make the key; a run reads and
 parses only the files whose key it has not seen, and takes the rest from here. Entries live in the lake's
-own area (``<lake>/_stedi/parsed/<dataset>/``): the rows as Parquet, the rejects and the read path as JSON.
-Entries are written after a run published (never during reading), and entries of files no longer in the
-landing zone are dropped then.
+own area (``<lake>/_stedi/parsed/<dataset>/``): the rows as Parquet, the rejects, read path and day sums as
+JSON, written last (an entry without its JSON, or whose Parquet does not hold the rows the JSON counts, is
+parsed again).
+
+Entries are written as each batch of files is parsed, and the run reads its landing rows back from them as
+its steps need them (a day at a time for the reading tables), so a run never holds a dataset's rows whole.
+An entry a killed or failed run wrote is still a correct parse of its file; entries of files no longer in
+the landing zone are dropped once a run has published.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stedi_etl.lake.storage import FileInfo, Store
+from stedi_etl.model.days import DaySums
 
 if TYPE_CHECKING:
     import polars as pl
 
-# A file's parse as the cache holds it: its rows, its rejects (as dicts of their fields), its read path, how
-# many of its records went through the tolerant splitter, and its rows summed by day (per time column).
-Parse = tuple["pl.DataFrame", list[dict[str, Any]], str, int, dict[str, dict[int, tuple[int, int, int]]]]
+FORMAT = "stedi-etl/parsed-file/2"
 
-FORMAT = "stedi-etl/parsed-file/1"
+
+@dataclass(frozen=True)
+class Entry:
+    """One file's parse as the cache holds it; its rows stay on the store (``ParseCache.scan``)."""
+
+    key: str
+    rows: int
+    rejected: list[dict[str, Any]]  # each reject's fields (landing.read.Rejected)
+    path: str  # its read path: native, tolerant or mixed
+    tolerant_records: int  # records that went through the tolerant splitter
+    days: dict[str, DaySums]  # time column -> its rows summed by day (model/days.py)
 
 
 class ParseCache:
@@ -35,73 +50,79 @@ class ParseCache:
         self.store = store
         self.folder = folder
         self.salt = f"{FORMAT} {contract_sha256} {reader_code}"
-        self.found: dict[str, Parse] = {}  # key -> parse, from this cache
-        self.made: dict[str, bytes] = {}  # path -> content: the entries of the parses this run made
         self.used: set[str] = set()
 
     def key(self, relative: str, info: FileInfo) -> str:
         text = json.dumps([self.salt, relative, info.size, info.stamp])
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    def fetch(self, keys: list[str]) -> dict[str, Parse]:
-        """The cached parses among ``keys`` (fetched together, decoded in one parallel query)."""
+    def rows_path(self, key: str) -> str:
+        return f"{self.folder}/{key}.parquet"
+
+    def meta_path(self, key: str) -> str:
+        return f"{self.folder}/{key}.json"
+
+    def fetch(self, keys: list[str]) -> dict[str, Entry]:
+        """The cached parses among ``keys``: their records fetched together, and each one's Parquet footer
+        read (in one parallel query) to confirm it holds the rows its record counts."""
+
         self.used.update(keys)
-        paths = {k: (f"{self.folder}/{k}.parquet", f"{self.folder}/{k}.json") for k in keys}
-        blobs = self.store.read_many_if_exists([p for pair in paths.values() for p in pair])
-        entries: dict[str, tuple[bytes, dict[str, Any]]] = {}
-        for key, (rows_path, meta_path) in paths.items():
-            data, meta = blobs[rows_path], blobs[meta_path]
-            if data is None or meta is None:
+        metas = self.store.read_many_if_exists([self.meta_path(k) for k in keys])
+        entries: dict[str, Entry] = {}
+        for key in keys:
+            found = metas[self.meta_path(key)]
+            if found is None:
                 continue
             try:
-                fields = json.loads(meta)
-            except ValueError:
-                continue  # a damaged entry is parsed again
-            if isinstance(fields, dict) and fields.get("format") == FORMAT:
-                entries[key] = (data, fields)
-        frames = _decoded({key: data for key, (data, _fields) in entries.items()})
-        for key, (_data, fields) in entries.items():
-            if key not in frames:
-                continue
-            try:
-                self.found[key] = (
-                    frames[key],
+                fields = json.loads(found)
+                if not isinstance(fields, dict) or fields.get("format") != FORMAT:
+                    continue
+                entries[key] = Entry(
+                    key,
+                    int(fields["rows"]),
                     list(fields["rejected"]),
-                    fields["path"],
-                    int(fields.get("tolerant_records", 0)),
+                    str(fields["path"]),
+                    int(fields["tolerant_records"]),
                     {
                         column: {int(day): (rows, low, high) for day, (rows, low, high) in days.items()}
-                        for column, days in fields.get("days", {}).items()
+                        for column, days in fields["days"].items()
                     },
                 )
-            except (ValueError, TypeError, KeyError):
-                continue
-        return {k: self.found[k] for k in keys if k in self.found}
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue  # a damaged record: the file is parsed again
+        counted = _row_counts(self.store, {key: self.rows_path(key) for key in entries})
+        return {key: entry for key, entry in entries.items() if counted.get(key) == entry.rows}
 
-    def remember(self, key: str, parse: Parse) -> None:
-        """Keep a parse of this run for ``save``, serialised now: the frame itself would hold the dataset's
-        rows in memory until the run has published (at scale 100, 0.9 GiB more at the run's peak)."""
-        frame, rejected, read_path, tolerant_records, days = parse
+    def put(self, key: str, frame: pl.DataFrame, entry: Entry) -> None:
+        """Write a file's parse now: its rows, then its record (so a record always has its rows)."""
         buffer = io.BytesIO()
-        frame.write_parquet(buffer, compression="zstd")
+        frame.write_parquet(buffer, compression="zstd", statistics=True)
         meta: dict[str, Any] = {
             "format": FORMAT,
-            "path": read_path,
-            "rejected": rejected,
-            "tolerant_records": tolerant_records,
+            "rows": entry.rows,
+            "path": entry.path,
+            "rejected": entry.rejected,
+            "tolerant_records": entry.tolerant_records,
             "days": {
                 column: {str(day): list(sums) for day, sums in by_day.items()}
-                for column, by_day in days.items()
+                for column, by_day in entry.days.items()
             },
         }
-        self.made[f"{self.folder}/{key}.parquet"] = buffer.getvalue()
-        self.made[f"{self.folder}/{key}.json"] = json.dumps(meta).encode()
+        self.used.add(key)
+        self.store.write_bytes(self.rows_path(key), buffer.getvalue())
+        self.store.write_bytes(self.meta_path(key), json.dumps(meta).encode())
+
+    def scan(self, keys: list[str], schema: Any) -> pl.LazyFrame:
+        """The rows of ``keys``' parses, in that order, read as a query needs them (``schema``: the rows'
+        Polars schema, for a dataset without files)."""
+        import polars as pl
+
+        if not keys:
+            return pl.LazyFrame(schema=schema)
+        return self.store.scan_parquet([self.rows_path(key) for key in keys])
 
     def save(self) -> None:
-        """Write the parses this run made, and drop the entries of files it did not see."""
-        entries = self.made
-        if entries:
-            self.store.write_many(entries)
+        """Drop the entries of files this run did not see (its own parses are written as it reads)."""
         stale = [
             path
             for path in self.store.files(self.folder)
@@ -111,18 +132,22 @@ class ParseCache:
             self.store.remove_many(stale)
 
 
-def _decoded(parquet: dict[str, bytes]) -> dict[str, pl.DataFrame]:
-    """Each entry's rows; one query decodes them all in parallel (half the time of one after another at
-    scale 100). An entry that does not decode is left out, to be parsed again."""
+def _row_counts(store: Store, paths: dict[str, str]) -> dict[str, int]:
+    """Each Parquet file's row count from its footer (one query for all); a file that does not decode is
+    left out."""
     import polars as pl
 
-    keys = list(parquet)
+    if not paths:
+        return {}
+    keys = list(paths)
     try:
-        frames = pl.collect_all([pl.scan_parquet(io.BytesIO(parquet[key])) for key in keys])
-        return dict(zip(keys, frames, strict=True))
-    except Exception:  # one damaged entry: decode one at a time, so only it is left out
-        decoded = {}
+        counts = pl.collect_all([store.scan_parquet([paths[k]]).select(pl.len()) for k in keys])
+        return {key: int(frame.item()) for key, frame in zip(keys, counts, strict=True)}
+    except Exception:  # a damaged file: count one at a time, so only it is left out
+        found = {}
         for key in keys:
-            with contextlib.suppress(Exception):
-                decoded[key] = pl.read_parquet(io.BytesIO(parquet[key]))
-        return decoded
+            try:
+                found[key] = int(store.scan_parquet([paths[key]]).select(pl.len()).collect().item())
+            except Exception:  # a damaged file: parsed again
+                continue
+        return found

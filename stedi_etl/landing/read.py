@@ -28,13 +28,12 @@ import re
 import sys
 import time
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from stedi_etl.checks.rules import ValidationReport, check_frame, failure_cases, report_from
+from stedi_etl.checks.rules import ValidationReport, check_frame, failure_cases, merged_report, report_from
 from stedi_etl.contracts import INT64_MAX, INT64_MIN, MASK, Column, Contract, landing_table, load_contract
 from stedi_etl.errors import LandingError, UsageError
 from stedi_etl.lake.storage import FileInfo, Store, is_hidden
@@ -44,7 +43,7 @@ from stedi_etl.model.days import DaySums, added, day_sums
 if TYPE_CHECKING:
     import polars as pl
 
-    from stedi_etl.landing.cache import ParseCache
+    from stedi_etl.landing.cache import Entry, ParseCache
 
 BOM = b"\xef\xbb\xbf"
 
@@ -97,26 +96,30 @@ class ParsedFile:
     lines: list[int] = field(default_factory=list)
     raws: list[str] = field(default_factory=list)
     tolerant_records: int = 0  # records the tolerant splitter read (rows and rejects)
-    days: DaySums | None = None  # its rows that pass the row rules, summed by day (model/days.py)
     broken_at: list[int] = field(default_factory=list)  # where each record that did not parse starts (chars)
 
 
 @dataclass(frozen=True)
 class LandingRead:
-    """A dataset's landing data: the typed frame, the quarantine, and what each file gave."""
+    """A dataset's landing data: the typed rows, the quarantine, and what each file gave.
+
+    Read without a parse cache, ``frame`` holds the rows. Read with one, the rows stay in the cache's
+    entries and ``frame`` is empty: ``lazy()`` scans them, a run reading only what each step needs.
+    """
 
     dataset: str
     frame: pl.DataFrame
     quarantine: pl.DataFrame
     files: tuple[FileRead, ...]
     ignored: tuple[str, ...]  # hidden files (".x", "_x"), skipped by the convention Spark and Athena follow
-    report: ValidationReport  # the landing contract's checks on ``frame``
+    report: ValidationReport  # the landing contract's checks on the rows
     seconds: float
-    days: DaySums | None = None  # the frame's rows summed by day of ``day_column``, where it was given
+    days: DaySums | None = None  # the rows summed by day of ``day_column``, where it was given
+    on_store: pl.LazyFrame | None = None  # the rows, where they were left in the parse cache
 
     @property
     def rows(self) -> int:
-        return self.frame.height
+        return sum(f.rows for f in self.files)
 
     @property
     def quarantined(self) -> int:
@@ -125,6 +128,10 @@ class LandingRead:
     @property
     def bytes(self) -> int:
         return sum(f.size for f in self.files)
+
+    def lazy(self) -> pl.LazyFrame:
+        """The rows, wherever they are."""
+        return self.on_store if self.on_store is not None else self.frame.lazy()
 
     def quarantined_by_reason(self) -> dict[str, int]:
         if self.quarantine.is_empty():
@@ -157,98 +164,148 @@ def read_landing(
 
     ``listed`` is the folder's listing where the caller has it already (``require_landing``); ``on_read``
     is told the bytes of each batch of files once they are read and parsed (for a progress display).
-    With ``cache``, a file parsed by an earlier run (same path, size, stamp, contract and reader) is taken
-    from it instead of being read, and this run's parses are handed to it. With ``day_column``, the rows
-    are also summed by day of that column (``LandingRead.days``), each file's sums kept with its parse.
+    Each file's rows meet the contract's row rules as it is parsed (they are rules of one row each), so a
+    file's parse is final. With ``cache``, a file parsed by an earlier run (same path, size, stamp,
+    contract and reader) is taken from it instead of being read, this run's parses are written to it batch
+    by batch, and the rows are left there (``LandingRead.lazy``). With ``day_column``, each file's rows
+    are also summed by day of that column (``LandingRead.days``), the sums kept with its parse.
     """
+    import polars as pl
+
     started = time.perf_counter()
     contract = landing_contract(dataset)
     directory = landing_dir(store, dataset)
     if listed is None:
         listed = store.listing(directory)
     wanted = [p for p in listed if not is_hidden(p[len(directory) :])]
-    sources = [store.url(p) for p in wanted]
+    source_of = {p: store.url(p) for p in wanted}
     keys = {p: cache.key(p[len(directory) :], listed[p]) for p in wanted} if cache else {}
-    reused = {
-        key: ParsedFile(
-            frame,
-            [Rejected(**r) for r in rejected],
-            read_path,  # type: ignore[arg-type]
-            tolerant_records=tolerant_records,
-            days=days.get(day_column) if day_column else None,
+    reused = cache.fetch(list(keys.values())) if cache else {}
+    outcomes: dict[str, _FileOutcome] = {
+        path: _FileOutcome(
+            reused[keys[path]].rows,
+            [Rejected(**r) for r in reused[keys[path]].rejected],
+            reused[keys[path]].path,  # type: ignore[arg-type]
+            reused[keys[path]].tolerant_records,
+            reused[keys[path]].days.get(day_column, {}) if day_column else {},
+            None,
+            reused=True,
         )
-        for key, (frame, rejected, read_path, tolerant_records, days) in (
-            cache.fetch(list(keys.values())) if cache else {}
-        ).items()
+        for path in wanted
+        if keys.get(path) in reused
     }
-    fresh: dict[str, ParsedFile] = {}
     # The files' bytes are held one batch at a time, not the whole dataset's (1 GB at scale 100).
     with buffers_reused(BATCH_BYTES):
-        to_parse = [p for p in wanted if keys.get(p) not in reused]
+        to_parse = [p for p in wanted if p not in outcomes]
         if on_read is not None:
             on_read(sum(listed[p].size for p in wanted if p not in to_parse))
         # Files Polars reads from disk are not held as bytes: larger batches keep both cores busy for longer.
         batch_bytes = BATCH_BYTES if store.local_file(directory) is None else DISK_BATCH_BYTES
         for batch in _batches(to_parse, listed, batch_bytes):
             texts = _texts(store, batch)
-            fresh.update(zip(batch, parse_files(texts, [store.url(p) for p in batch], contract), strict=True))
+            parsed = parse_files(texts, [source_of[p] for p in batch], contract)
             del texts
+            for path, parse in zip(batch, parsed, strict=True):
+                text_of = partial(_text_of, store, path)
+                outcome = _checked(parse, source_of[path], text_of, contract, day_column)
+                if cache is not None:
+                    cache.put(keys[path], outcome.frame, outcome.entry(keys[path], day_column))  # type: ignore[arg-type]
+                    outcome.frame = None  # its rows are in the cache now
+                outcomes[path] = outcome
+            del parsed
             if on_read is not None:
                 on_read(sum(listed[p].size for p in batch))
-    parsed = [fresh[p] if p in fresh else reused[keys[p]] for p in wanted]
-
-    def text_of(index: int) -> bytes:
-        """A file read again: only for a file some of whose rows break a row rule, to find their lines."""
-        return _decompress(wanted[index], store.read_bytes(wanted[index]), sources[index])
-
-    frame, rejected, report = _apply_row_checks(parsed, sources, text_of, contract)
-    rejected_in = Counter(r.source for r in rejected)
-    failed_checks_in = Counter(r.source for r in rejected if r.reason == "check_failed")
-    heights = [f.frame.height - failed_checks_in[source] for source, f in zip(sources, parsed, strict=True)]
-    if day_column is not None:
-        _sum_days(frame, heights, parsed, day_column)
-    if cache is not None:
-        for path, parse in fresh.items():
-            rejects = [asdict(r) for r in parse.rejected]
-            days = {day_column: parse.days} if day_column and parse.days is not None else {}
-            cache.remember(keys[path], (parse.frame, rejects, parse.path, parse.tolerant_records, days))
+    ordered = [outcomes[p] for p in wanted]
+    rejected = [r for outcome in ordered for r in outcome.rejected]
+    on_store = cache.scan([keys[p] for p in wanted], contract.polars_schema()) if cache else None
+    frame = (
+        contract.empty_frame()
+        if on_store is not None
+        else pl.concat([o.frame for o in ordered], how="vertical")  # type: ignore[misc]
+        if ordered
+        else contract.empty_frame()
+    )
+    report = _dataset_report(frame, on_store, contract, ordered)
     files = tuple(
         FileRead(
-            source,
+            source_of[path],
             listed[path].size,
-            rows,
-            rejected_in[source],
-            f.path,
-            path not in fresh,
-            f.tolerant_records,
+            outcome.rows,
+            len(outcome.rejected),
+            outcome.path,
+            outcome.reused,
+            outcome.tolerant_records,
         )
-        for path, source, f, rows in zip(wanted, sources, parsed, heights, strict=True)
+        for path, outcome in zip(wanted, ordered, strict=True)
     )
     ignored = tuple(store.url(p) for p in listed.keys() - set(wanted))
     seconds = time.perf_counter() - started
-    days = added(f.days or {} for f in parsed) if day_column is not None else None
-    return LandingRead(dataset, frame, quarantine_frame(rejected), files, ignored, report, seconds, days)
+    days = added(o.days for o in ordered) if day_column is not None else None
+    return LandingRead(
+        dataset, frame, quarantine_frame(rejected), files, ignored, report, seconds, days, on_store
+    )
 
 
-def _sum_days(frame: pl.DataFrame, heights: list[int], parsed: list[ParsedFile], column: str) -> None:
-    """Give each file without day sums (parsed now, or cached before they were kept) the sums of its rows
-    in ``frame`` (the dataset's rows that passed the row rules, file after file, ``heights`` each)."""
-    import polars as pl
+@dataclass
+class _FileOutcome:
+    """One file's final parse: its rows that passed the row rules (None once written to the cache), its
+    rejects, and what it took."""
 
-    missing = [index for index, f in enumerate(parsed) if f.days is None]
-    if not missing:
-        return
-    if sum(heights) != frame.height:
-        raise AssertionError("row rules dropped rows not accounted to their files")
-    starts = list(itertools.accumulate(heights, initial=0))
-    # The missing files' rows (slices share the frame's memory), and for each row the file it came from:
-    # the last file starting at or before it (a file without rows starts where the next one does).
-    rows = pl.concat([frame.slice(starts[i], heights[i]) for i in missing], rechunk=False)
-    firsts = pl.Series(list(itertools.accumulate((heights[i] for i in missing[:-1]), initial=0)))
-    which = firsts.search_sorted(pl.int_range(0, rows.height, eager=True), side="right") - 1
-    found = day_sums(rows, column, pl.Series(missing, dtype=pl.Int64).gather(which))
-    for index in missing:
-        parsed[index].days = found.get(index, {})
+    rows: int
+    rejected: list[Rejected]
+    path: ReadPath
+    tolerant_records: int
+    days: DaySums
+    frame: pl.DataFrame | None
+    reused: bool = False
+    report: ValidationReport | None = None  # the contract's checks on its rows (for a file parsed now)
+
+    def entry(self, key: str, day_column: str | None) -> Entry:
+        from stedi_etl.landing.cache import Entry
+
+        return Entry(
+            key,
+            self.rows,
+            [asdict(r) for r in self.rejected],
+            self.path,
+            self.tolerant_records,
+            {day_column: self.days} if day_column else {},
+        )
+
+
+def _text_of(store: Store, path: str) -> bytes:
+    """A file read again: only for a file some of whose rows break a row rule, to find their lines."""
+    return _decompress(path, store.read_bytes(path), store.url(path))
+
+
+def _checked(
+    parsed: ParsedFile,
+    source: str,
+    text_of: Callable[[], bytes],
+    contract: Contract,
+    day_column: str | None,
+) -> _FileOutcome:
+    """A file's parse once its rows met the row rules, with its rows summed by day."""
+    frame, rejected, report = _apply_row_checks(parsed, source, text_of, contract)
+    days = day_sums(frame, day_column).get(0, {}) if day_column else {}
+    return _FileOutcome(
+        frame.height, rejected, parsed.path, parsed.tolerant_records, days, frame, report=report
+    )
+
+
+def _dataset_report(
+    frame: pl.DataFrame, on_store: pl.LazyFrame | None, contract: Contract, outcomes: list[_FileOutcome]
+) -> ValidationReport:
+    """The landing contract's checks on the dataset's rows. Rules of one row each held file by file; a rule
+    relating rows to each other (a key's uniqueness) needs the rows together, read back where the cache
+    holds them. Where the contract has none and no file was reused, the files' reports make the dataset's."""
+    across_rows = any(rule.kind == "duplicates" for rule in contract.rules)
+    reports = [o.report for o in outcomes if o.report is not None]
+    if on_store is None:
+        return check_frame(frame, contract)
+    if across_rows or len(reports) < len(outcomes):
+        return check_frame(on_store.collect(), contract)
+    return merged_report(reports, contract)
 
 
 BATCH_BYTES = 64 * 2**20
@@ -1042,39 +1099,27 @@ def _raw_text(whole: str, start: int, end: int) -> str:
 
 
 def _apply_row_checks(
-    parsed: list[ParsedFile], sources: list[str], text_of: Callable[[int], bytes], contract: Contract
+    parsed: ParsedFile, source: str, text_of: Callable[[], bytes], contract: Contract
 ) -> tuple[pl.DataFrame, list[Rejected], ValidationReport]:
-    """Quarantine rows that break the contract's row rules, once for the whole dataset, and check the rest."""
+    """Quarantine a file's rows that break the contract's row rules, and check the rest."""
     import polars as pl
 
-    rejected = [r for f in parsed for r in f.rejected]
-    frame = pl.concat([f.frame for f in parsed], how="vertical") if parsed else contract.empty_frame()
+    frame = parsed.frame
     cases = failure_cases(frame, contract)
     failures = _row_failures(cases, contract)
     if not failures:
-        return frame, rejected, report_from(frame, contract, cases)
-    offsets = [0]
-    for f in parsed:
-        offsets.append(offsets[-1] + f.frame.height)
-    drop: list[int] = []
-    for index in range(len(parsed)):
-        low, high = offsets[index], offsets[index + 1]
-        in_file = {i - low: reasons for i, reasons in failures.items() if low <= i < high}
-        if not in_file:
-            continue
-        f = parsed[index]
-        # The tolerant path knows each record's line and text; a native or cached parse is read again.
-        if f.path == "native" or not f.lines:
-            f = read_tolerant(text_of(index), sources[index], contract)
-            if f.frame.height != parsed[index].frame.height:
-                raise LandingError(f"{sources[index]} changed while it was being read; run again")
-        for row, reasons in sorted(in_file.items()):
-            rejected.append(
-                Rejected(sources[index], f.lines[row], f.records[row], "check_failed", reasons, f.raws[row])
-            )
-            drop.append(low + row)
-    kept = frame.filter(pl.Series(range(frame.height)).is_in(drop).not_())
-    return kept, rejected, check_frame(kept, contract)
+        return frame, list(parsed.rejected), report_from(frame, contract, cases, source=source)
+    rejected = list(parsed.rejected)
+    # The tolerant path knows each record's line and text; a native parse is read again for them.
+    f = parsed
+    if f.path == "native" or not f.lines:
+        f = read_tolerant(text_of(), source, contract)
+        if f.frame.height != parsed.frame.height:
+            raise LandingError(f"{source} changed while it was being read; run again")
+    for row, reasons in sorted(failures.items()):
+        rejected.append(Rejected(source, f.lines[row], f.records[row], "check_failed", reasons, f.raws[row]))
+    kept = frame.filter(pl.Series(range(frame.height)).is_in(list(failures)).not_())
+    return kept, rejected, check_frame(kept, contract, source=source)
 
 
 def _row_failures(cases: pl.DataFrame | None, contract: Contract) -> dict[int, str]:

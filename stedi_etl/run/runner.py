@@ -505,7 +505,7 @@ class _Run:
             for name in step.inputs
         }
         digests = {
-            name: self.day_content.get(name) or day_digests(frames[name], column)
+            name: self.day_content[name] if name in self.day_content else day_digests(frames[name], column)  # type: ignore[arg-type]
             for name, column in step.partition_by.items()
         }
         # Rows per day, as the inputs' build records or parses have them (counted here only without).
@@ -682,6 +682,8 @@ class _Run:
         """An input's rows, without reading a lazily scanned table for them (its build record has them)."""
         import polars as pl
 
+        if name in LANDING_INPUTS:
+            return self.reads[LANDING_INPUTS[name]].rows
         if isinstance(frame, pl.LazyFrame):
             return sum(self.day_rows.get(name, {}).values())
         return frame.height
@@ -715,11 +717,11 @@ class _Run:
         # Records that can't be accounted for in a valid quarantine must not feed the lake either.
         report = replace(read.report, errors=read.report.errors + quarantine.errors)
         if report.ok:
-            self.frames[landing_table(dataset)] = read.frame
+            self.frames[landing_table(dataset)] = read.lazy()
             if read.days is not None:
                 self.day_content[landing_table(dataset)] = digests(read.days)
                 self.day_rows[landing_table(dataset)] = {day: rows for day, (rows, _, _) in read.days.items()}
-        self.reads[dataset] = replace(read, frame=read.frame.clear())  # the frame lives in self.frames
+        self.reads[dataset] = replace(read, frame=read.frame.clear(), on_store=None)  # see self.frames
         self.landing_results[dataset] = LandingSummary(
             dataset,
             files=len(read.files),
