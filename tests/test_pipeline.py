@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import shutil
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from stedi_etl.errors import UsageError
 from stedi_etl.lake.storage import Store
 from stedi_etl.lake.tables import Lake, read_table
 from stedi_etl.model import sorting, transforms
+from stedi_etl.model.days import DAY_MS
 from stedi_etl.run import runner as pipeline
 from tests.conftest import STARTER_COUNTS, break_step_trainer_trusted, write_landing
 
@@ -264,19 +266,21 @@ def test_trusted_readings_of_a_customer_without_consent_stop_every_table_built_f
 def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
     starter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What keeps the run's peak down at scale 100: rules read tables no later step needs from staged
-    Parquet, and the rules of the tables built by day run a task's days at a time."""
+    """What keeps the run's peak down: rules read tables no later step needs from staged Parquet, and the
+    tables built by day are built and checked a task's days at a time, their readings read for those days
+    only (the customer tables whole)."""
+    from stedi_etl.checks.rules import RelationTally
+    from stedi_etl.model.days import day_of
+
     read_as: dict[str, dict[str, str]] = {}
+    days_seen: dict[str, list[set[int]]] = {}
     check_relations = pipeline.check_relations
-    in_parts = pipeline.check_relations_in_parts
+    columns = {step.table: step.partition_by for step in pipeline.STEPS}
 
     def kind(frame: pl.DataFrame | pl.LazyFrame) -> str:
         if isinstance(frame, pl.DataFrame):
             return "frame"
-        plan = frame.explain().upper()
-        if "FILTER" in plan or "SELECTION" in plan:
-            return "days"
-        return "parquet" if "PARQUET" in plan else "lazy"
+        return "parquet" if "PARQUET" in frame.explain().upper() else "lazy"
 
     def spy(
         report: ValidationReport,
@@ -287,31 +291,41 @@ def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
         read_as[contract.name] = {name: kind(t) for name, t in tables.items()}
         return check_relations(report, contract, tables, waive)
 
-    def spy_parts(
-        report: ValidationReport,
-        contract: Contract,
-        parts: Iterable[Mapping[str, pl.DataFrame | pl.LazyFrame]],
-        waive: frozenset[str] = frozenset(),
-    ) -> ValidationReport:
-        seen = list(parts)
-        read_as[contract.name] = {name: kind(t) for part in seen for name, t in part.items()}
-        return in_parts(report, contract, seen, waive)
+    class Tally(RelationTally):
+        def add(self, tables: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> None:
+            read_as[self.contract.name] = {name: kind(t) for name, t in tables.items()}
+            days: set[int] = set()
+            for name, column in columns[self.contract.name].items():
+                days |= set(tables[name].lazy().select(day_of(column)).collect().to_series())
+            days_seen.setdefault(self.contract.name, []).append(days)
+            super().add(tables)
 
     monkeypatch.setattr(pipeline, "check_relations", spy)
-    monkeypatch.setattr(pipeline, "check_relations_in_parts", spy_parts)
-    assert pipeline.run(str(starter), str(tmp_path)).ok
-    # Built by day: each table the rules relate by reading time is read for the part's days only.
+    monkeypatch.setattr(pipeline, "RelationTally", Tally)
+    monkeypatch.setattr(pipeline, "TASK_ROWS", 1)  # a task per day
+    landing = tmp_path / "landing"
+    shutil.copytree(starter, landing)
+    for dataset, column in (("accelerometer", "timestamp"), ("step_trainer", "sensorReadingTime")):
+        for path in sorted((landing / dataset / "landing").glob("*.json")):  # the same readings a day later
+            records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            later = [{**r, column: r[column] + DAY_MS} for r in records if isinstance(r.get(column), int)]
+            path.with_name(f"later-{path.name}").write_text("".join(json.dumps(r) + "\n" for r in later))
+    assert pipeline.run(str(landing), str(tmp_path / "lake")).ok
     assert read_as["machine_learning_curated"] == {
-        "step_trainer_trusted": "days",
+        "step_trainer_trusted": "frame",
         "customer_curated": "frame",
-        "accelerometer_trusted": "days",
-        "machine_learning_curated": "days",
+        "accelerometer_trusted": "frame",
+        "machine_learning_curated": "frame",
     }
     assert read_as["accelerometer_trusted"] == {
-        "accelerometer_landing": "days",
+        "accelerometer_landing": "frame",
         "customer_trusted": "frame",
-        "accelerometer_trusted": "days",
+        "accelerometer_trusted": "frame",
     }
+    for table in ("accelerometer_trusted", "step_trainer_trusted", "machine_learning_curated"):
+        seen = days_seen[table]
+        assert len(seen) > 1 and all(len(days) == 1 for days in seen), table  # one day per task
+        assert len(set().union(*seen)) == len(seen), table  # each day in one task
     assert read_as["customer_curated"]["customer_trusted"] == "parquet"  # its last use
 
 

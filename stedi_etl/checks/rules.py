@@ -154,32 +154,54 @@ def check_relations_in_parts(
     waive: frozenset[str] = frozenset(),
 ) -> ValidationReport:
     """``check_relations`` over a table in parts whose rows relate only to rows of the same part (a table
-    built by day: each part is some days of every table the rules read). A rule's count is the sum of its
-    counts in the parts; a rule that cannot run in one part fails as it would whole. Only one part's joins
-    are in memory at a time."""
-    rules = [
-        (severity, rule)
-        for severity in ("error", "warning")
-        for rule in contract.sql_rules(severity, waive)  # type: ignore[arg-type]
-    ]
-    if not rules:
-        return report
-    totals: list[int | Exception] = [0] * len(rules)
-    tables: Mapping[str, pl.DataFrame | pl.LazyFrame] = {}
+    built by day: each part is some days of every table the rules read). Only one part's joins are in
+    memory at a time."""
+    tally = RelationTally(contract, waive)
     for tables in parts:
-        counted = _sql_counts([rule for _severity, rule in rules], tables)
+        tally.add(tables)
+    return tally.into(report)
+
+
+class RelationTally:
+    """The contract's SQL rules counted part by part, for a table whose rows relate only to rows of the same
+    part: a rule's count is the sum of its counts in the parts; a rule that cannot run in one part fails
+    as it would whole."""
+
+    def __init__(self, contract: Contract, waive: frozenset[str] = frozenset()) -> None:
+        self.contract = contract
+        self.waive = waive
+        self.rules = [
+            (severity, rule)
+            for severity in ("error", "warning")
+            for rule in contract.sql_rules(severity, waive)  # type: ignore[arg-type]
+        ]
+        self.totals: list[int | Exception] = [0] * len(self.rules)
+        self.names: set[str] = set()  # the tables the parts held (a rule naming another is "not checked")
+
+    def add(self, tables: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> None:
+        """Count the rules on one part: ``tables`` by name, the contract's own table included."""
+        if not self.rules:
+            return
+        self.names |= set(tables)
+        counted = _sql_counts([rule for _severity, rule in self.rules], tables)
         for index, value in enumerate(counted):
-            total = totals[index]
+            total = self.totals[index]
             if isinstance(value, Exception) or isinstance(total, Exception):
-                totals[index] = total if isinstance(total, Exception) else value
+                self.totals[index] = total if isinstance(total, Exception) else value
             else:
-                totals[index] = total + value
-    errors, warnings = list(report.errors), list(report.warnings)
-    for (severity, rule), value in zip(rules, totals, strict=True):
-        failure = _sql_failure(rule, value, tables, report.table, severity)  # type: ignore[arg-type]
-        if failure is not None:
-            (errors if failure.severity == "error" else warnings).append(failure)
-    return replace(report, errors=tuple(errors), warnings=tuple(warnings))
+                self.totals[index] = total + value
+
+    def into(self, report: ValidationReport) -> ValidationReport:
+        """``report`` with the rules' failures over every part added."""
+        if not self.rules:
+            return report
+        errors, warnings = list(report.errors), list(report.warnings)
+        present = dict.fromkeys(self.names)
+        for (severity, rule), value in zip(self.rules, self.totals, strict=True):
+            failure = _sql_failure(rule, value, present, report.table, severity)  # type: ignore[arg-type]
+            if failure is not None:
+                (errors if failure.severity == "error" else warnings).append(failure)
+        return replace(report, errors=tuple(errors), warnings=tuple(warnings))
 
 
 def merged_report(reports: Sequence[ValidationReport], contract: Contract) -> ValidationReport:

@@ -31,7 +31,7 @@ import io
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -328,34 +328,56 @@ class Lake:
         files = {f"{self.table_dir(table)}/{name}": buffer.getvalue()}
         return Staged(pointer, files, schema, delta.statistics(frame))
 
-    def stage_days(
-        self,
-        table: str,
-        built: dict[int, pl.DataFrame],
-        kept: dict[int, dict[str, Any]],
-        fingerprints: dict[int, str],
-        run_id: str,
-        run: dict[str, Any],
-        fingerprint: str,
-    ) -> Staged:
-        """A new version of a table built by day: a file for each day ``built`` this run, and the files of
-        the ``kept`` days (their records from the last version) as they are; nothing is written yet."""
-        contract = table_contract(table)
+    def write_days(self, table: str, days: dict[int, pl.DataFrame], run_id: str) -> dict[int, dict[str, Any]]:
+        """Write a file for each of ``days`` of a table built by day into its folder now, and give each
+        day's record. No commit names them yet: readers do not see them, a failed table's are removed
+        (``discard``), and a killed run's are vacuumed once older than the retention."""
         files: dict[str, bytes] = {}
-        days = dict(kept)
-        for day, frame in built.items():
+        records: dict[int, dict[str, Any]] = {}
+        for day, frame in days.items():
             name = f"part-{day_label(day)}-{run_id}.parquet"
             buffer = io.BytesIO()
             frame.write_parquet(buffer, compression="zstd", statistics=True)
             data = buffer.getvalue()
             files[f"{self.table_dir(table)}/{name}"] = data
-            days[day] = {
+            records[day] = {
                 "file": name,
                 "rows": frame.height,
                 "size": len(data),
                 "stats": delta.statistics(frame),
                 "content": hashlib.sha256(data).hexdigest()[:32],
             }
+        self.store.write_many(files)
+        return records
+
+    def discard(self, table: str, records: Iterable[dict[str, Any]]) -> None:
+        """Remove the files ``write_days`` wrote for a table that will not be committed."""
+        paths = [f"{self.table_dir(table)}/{record['file']}" for record in records if record["file"]]
+        if paths:
+            self.store.remove_many(paths)
+
+    def scan_files(self, table: str, files: Sequence[str]) -> pl.LazyFrame:
+        """Files of a table's folder (a version about to be committed) as one lazy scan."""
+        if not files:
+            import polars as pl
+
+            return pl.LazyFrame(schema=table_contract(table).polars_schema())
+        return self.store.scan_parquet([f"{self.table_dir(table)}/{name}" for name in files])
+
+    def stage_days(
+        self,
+        table: str,
+        written: dict[int, dict[str, Any]],
+        kept: dict[int, dict[str, Any]],
+        fingerprints: dict[int, str],
+        schema: Any,
+        run: dict[str, Any],
+        fingerprint: str,
+    ) -> Staged:
+        """A new version of a table built by day: the files ``written`` this run (``write_days``) and
+        those of the ``kept`` days (their records from the last version) as they are."""
+        contract = table_contract(table)
+        days = {**kept, **written}
         for day, fingerprint_of_day in fingerprints.items():
             if day in days:
                 days[day] = {**days[day], "fingerprint": fingerprint_of_day}
@@ -375,9 +397,7 @@ class Lake:
             run=run,
             partitions={str(day): days[day] for day in ordered},
         )
-        model = next(iter(built.values())) if built else contract.empty_frame()
-        schema = model.head(0).to_arrow().schema
-        return Staged(pointer, files, schema, "")
+        return Staged(pointer, {}, schema, "")
 
     def next_versions(self, tables: Sequence[str]) -> dict[str, int]:
         """The version each table's next commit will get (0 for a new table)."""

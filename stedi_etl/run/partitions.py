@@ -26,10 +26,13 @@ __all__ = [
     "NO_TIME",
     "added_rows",
     "build_days",
+    "build_task",
+    "cut_by_day",
     "day_digests",
     "day_of",
     "input_days",
     "on_days",
+    "task_inputs",
     "tasks",
 ]
 
@@ -97,34 +100,53 @@ def tasks(days: Mapping[int, int], task_rows: int = TASK_ROWS) -> list[list[int]
     return grouped
 
 
+def task_inputs(
+    step: Step, frames: Mapping[str, pl.DataFrame | pl.LazyFrame], days: list[int]
+) -> dict[str, pl.DataFrame | pl.LazyFrame]:
+    """The step's inputs for a task of ``days``: each partitioned input cut to those days and read (all
+    in one parallel query, each from wherever it is: a scan reads only the files and row groups whose
+    times can fall on them), the other inputs as they are."""
+    import polars as pl
+
+    cut = [name for name in step.inputs if name in step.partition_by]
+    read = pl.collect_all(
+        [frames[name].lazy().filter(on_days(step.partition_by[name], days)) for name in cut]
+    )
+    found = dict(zip(cut, read, strict=True))
+    return {name: found[name] if name in found else frames[name] for name in step.inputs}
+
+
+def build_task(
+    step: Step, inputs: Mapping[str, pl.DataFrame | pl.LazyFrame], keywords: Mapping[str, Any]
+) -> pl.DataFrame:
+    """The step's transform on one task's inputs (``task_inputs``): its rows of the task's days, sorted."""
+    return step.transform(*(inputs[name].lazy() for name in step.inputs), **keywords).collect(
+        engine="in-memory"
+    )
+
+
+def cut_by_day(out: pl.DataFrame, days: list[int], column: str) -> dict[int, pl.DataFrame]:
+    """A task's output by day of ``column`` (a day with no rows is absent); each day's rows keep their
+    order, so each day's frame is sorted as the output is."""
+    if out.is_empty():
+        return {}
+    if len(days) == 1:
+        return {days[0]: out}
+    cut = out.with_columns(day_of(column)).partition_by("_day", as_dict=True)
+    return {day: part.drop("_day") for (day,), part in cut.items()}  # type: ignore[misc]
+
+
 def build_days(
     step: Step,
-    frames: Mapping[str, pl.DataFrame],
+    frames: Mapping[str, pl.DataFrame | pl.LazyFrame],
     keywords: Mapping[str, Any],
     days: Mapping[int, int],
     task_rows: int = TASK_ROWS,
 ) -> dict[int, pl.DataFrame]:
-    """The step's table on each of ``days`` (a day with no rows out is absent), one transform per task.
-
-    Each task filters the partitioned inputs to its days, passes the other inputs whole, and cuts its
-    output by day; every transform's output is sorted, so each day's frame is too.
-    """
-
+    """The step's table on each of ``days`` (a day with no rows out is absent), one transform per task
+    of neighbouring days (``tasks``)."""
     built: dict[int, pl.DataFrame] = {}
     for group in tasks(days, task_rows):
-        inputs = [
-            frames[name].lazy().filter(on_days(step.partition_by[name], group))
-            if name in step.partition_by
-            else frames[name].lazy()
-            for name in step.inputs
-        ]
-        out = step.transform(*inputs, **keywords).collect(engine="in-memory")
-        if out.is_empty():
-            continue
-        if len(group) == 1:
-            built[group[0]] = out
-            continue
-        cut = out.with_columns(day_of(step.partition_column)).partition_by("_day", as_dict=True)
-        for (day,), part in cut.items():
-            built[day] = part.drop("_day")
+        out = build_task(step, task_inputs(step, frames, group), keywords)
+        built |= cut_by_day(out, group, step.partition_column)
     return built

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 from stedi_etl import __version__
 from stedi_etl.checks.rules import (
     CheckFailure,
+    RelationTally,
+    ValidationReport,
     check_frame,
     check_relations,
-    check_relations_in_parts,
     check_rows,
     failure_cases,
+    merged_report,
 )
 from stedi_etl.contracts import Contract, landing_table, landing_tables, load_contract, quarantine_table
 from stedi_etl.errors import StediError, UsageError
@@ -33,7 +35,16 @@ from stedi_etl.landing.cache import ParseCache
 from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing
 from stedi_etl.model.days import digests
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
-from stedi_etl.run.partitions import added_rows, build_days, day_digests, input_days, on_days, tasks
+from stedi_etl.run.partitions import (
+    TASK_ROWS,
+    added_rows,
+    build_task,
+    cut_by_day,
+    day_digests,
+    input_days,
+    task_inputs,
+    tasks,
+)
 from stedi_etl.run.progress import NO_METER, Meter
 from stedi_etl.run.results import MANIFEST_FORMAT, LandingSummary, RunResult, RunStatus, TableResult
 from stedi_etl.wording import plural
@@ -497,7 +508,6 @@ class _Run:
         partitioned inputs changed (or whose other inputs, contract, code or options did) are built and
         checked; the others keep their files. Every rule of these tables relates rows of one day, so a kept
         day passed them when it was built, against the same contract and the same other inputs."""
-        import polars as pl
 
         step = self.steps[index]
         frames: dict[str, pl.DataFrame | pl.LazyFrame] = {
@@ -523,61 +533,55 @@ class _Run:
             if previous.get(str(day), {}).get("fingerprint") == fingerprints[day]
         }
         to_build = {day: rows for day, rows in days.items() if day not in kept}
-        built = build_days(step, frames, keywords, to_build)
-        empty = {"file": None, "rows": 0, "size": 0, "stats": "", "content": "empty"}
-        kept |= {day: dict(empty) for day in to_build if day not in built}
-        ordered = [built[day] for day in sorted(built)]
-        fresh = (
-            pl.concat(ordered)
-            if ordered
-            else step.transform(*(f.clear().lazy() for f in frames.values()), **keywords).collect()
-        )
+        # Each task of days is built, checked and written before the next is read, so a run holds one
+        # task's inputs and output (about TASK_ROWS rows), not the table. Every rule of these tables relates
+        # rows of one day: row rules, uniqueness and the rules between tables hold for the table when they
+        # hold for each task (their failures are summed over the tasks).
         waive = self.options.waived(step.table)
-        rows = check_rows(fresh, contract, failure_cases(fresh, contract, "error", waive), waive=waive)
-        staged = None
-        if rows.ok:
-            staged = self.lake.stage_days(
-                step.table, built, kept, fingerprints, self.run_id, self.run_info, built_from
-            )
-        total = fresh.height + sum(record["rows"] for record in kept.values())
+        checked: list[ValidationReport] = []
+        tally = RelationTally(contract, waive)
+        written: dict[int, dict[str, Any]] = {}
+        schema = None
+        for group in tasks(to_build, TASK_ROWS):
+            part = task_inputs(step, frames, group)
+            out = build_task(step, part, keywords)
+            schema = schema or out.head(0).to_arrow().schema
+            rows = check_rows(out, contract, failure_cases(out, contract, "error", waive), waive=waive)
+            checked.append(rows)
+            tally.add({**part, step.table: out})
+            if all(report.ok for report in checked):  # a failing table's files would be removed again
+                written |= self.lake.write_days(
+                    step.table, cut_by_day(out, group, step.partition_column), self.run_id
+                )
+            del part, out
+        report = tally.into(merged_report(checked, contract))
+        empty = {"file": None, "rows": 0, "size": 0, "stats": "", "content": "empty"}
+        kept |= {day: dict(empty) for day in to_build if day not in written}
+        total = sum(record["rows"] for record in (*kept.values(), *written.values()))
         self.input_rows = {name: self.rows_of(name, frame) for name, frame in frames.items()}
-        days_built = len(built)
-        del built, ordered
-        # The rules between tables relate rows of one day, so they run on the days built, a task's days at a
-        # time, against the same days of the partitioned inputs (and the other inputs whole): only one
-        # task's joins are held at once.
-        parts = (
-            {
-                **{
-                    name: frames[name].lazy().filter(on_days(step.partition_by[name], group))
-                    if name in step.partition_by
-                    else frames[name]
-                    for name in step.inputs
-                },
-                step.table: fresh.lazy().filter(on_days(step.partition_column, group)),
-            }
-            for group in tasks(to_build)
-        )
-        report = check_relations_in_parts(rows, contract, parts, waive)
-        del frames, parts
+        del frames
+        staged = None
+        if report.ok:
+            schema = schema or contract.empty_frame().to_arrow().schema
+            staged = self.lake.stage_days(
+                step.table, written, kept, fingerprints, schema, self.run_info, built_from
+            )
+        else:
+            self.lake.discard(step.table, written.values())
         outcome = self.staged_result(
             step.table, contract.zone, total, report, staged, built_from, inputs, started
         )
-        outcome = replace(outcome, days_built=days_built, days_kept=len(days) - len(to_build))
+        outcome = replace(outcome, days_built=len(written), days_kept=len(days) - len(to_build))
         self.add(outcome)
         if outcome.status != "published" or staged is None:
             self.say(f"{step.table}: FAILED its contract: {outcome.reason}")
             return
         self.day_content[step.table] = {int(d): r["content"] for d, r in staged.pointer.partitions.items()}
         self.day_rows[step.table] = {int(d): r["rows"] for d, r in staged.pointer.partitions.items()}
-        unchanged = [day for day, record in kept.items() if record["file"] is not None]
-        if step.table in self.last_use and unchanged and pointer is not None:
-            # Later steps read the kept days from the files the table already had, as they need them: the
+        if step.table in self.last_use:
+            # Later steps read the table's days, new and kept, from its files as they need them: the
             # machine-learning step only the days it builds, customer_curated only the users.
-            earlier = self.lake.scan(step.table, pointer).filter(on_days(step.partition_column, unchanged))
-            self.frames[step.table] = pl.concat([earlier, fresh.lazy()])  # type: ignore[union-attr]
-        elif step.table in self.last_use and fresh is not None:
-            self.frames[step.table] = fresh
+            self.frames[step.table] = self.lake.scan_files(step.table, staged.pointer.files)
         kept_days = len(days) - len(to_build)
         self.say(
             f"{step.table}: {total} rows; {plural(len(to_build), 'day')} built, {kept_days} kept "
