@@ -105,6 +105,17 @@ def main() -> None:
     """The STEDI Step Trainer lake: landing JSON -> trusted -> curated Parquet, checked by data contracts."""
 
 
+def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    from stedi_etl.run.partitions import parse_size
+
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as err:
+        raise click.BadParameter(str(err)) from None
+
+
 def _run_options(command: F) -> F:
     command = click.option(
         "--retention-hours",
@@ -121,6 +132,15 @@ def _run_options(command: F) -> F:
         default=None,
         help="Show progress bars (bytes read, tables built, rate, time left) on stderr; default: only when "
         "stderr is a terminal.",
+    )(command)
+    command = click.option(
+        "--memory-limit",
+        callback=_size,
+        default=None,
+        metavar="SIZE",
+        help="About how much memory the run may hold (e.g. 1GiB, 800MB); it sizes the batches of landing "
+        "files parsed and the days built at once. Default: 1 GiB, or a quarter of the machine's memory "
+        "where less.",
     )(command)
     command = click.option(
         "--wait",
@@ -204,6 +224,7 @@ class RunArgs:
     consent_cutoff: bool
     full_refresh: bool
     wait: float
+    memory_limit: int | None
     show_progress: bool | None  # None: when stderr is a terminal
     retention_hours: float
     s3_endpoint_url: str | None
@@ -240,6 +261,7 @@ def _run(tables: tuple[str, ...] | None, args: RunArgs, *, report_path: str | No
         wait=args.wait,
         meter=meter,
         retention_hours=args.retention_hours,
+        memory_limit=args.memory_limit,
     )
     if args.as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))

@@ -228,3 +228,55 @@ def test_landing_day_sums_kept_with_each_parse_add_up_to_the_rows_read(tmp_path:
     (folder / "d.json").write_text(line("d@x.com", DAY_MS * 20_002))  # one file changed: three reused
     second, expected = read()
     assert second == expected and sum(rows for rows, _low, _high in second.values()) == 7
+
+
+def test_a_memory_limit_sizes_the_work_and_never_the_result(starter: Path, tmp_path: Path) -> None:
+    """The least memory limit builds the same lake in more, smaller tasks; the run says what it used."""
+    from stedi_etl.run.partitions import MIN_TASK_ROWS, budget
+
+    landing = tmp_path / "landing"
+    shutil.copytree(starter, landing)
+    for dataset, column in (("accelerometer", "timestamp"), ("step_trainer", "sensorReadingTime")):
+        for path in sorted((starter / dataset / "landing").glob("*.json")):  # three days of readings
+            for days in (1, 2):
+                target = landing / dataset / "landing" / f"later-{days}-{path.name}"
+                shifted_copy(path, target, column, days * DAY_MS)
+    command = ["run-all", "--landing", str(landing), "--lake", str(tmp_path / "small"), "--json"]
+    small = CliRunner().invoke(main, [*command, "--memory-limit", "128MiB"])
+    assert small.exit_code == 0, small.output
+    used = json.loads(small.stdout)["budget"]
+    assert used["memory_limit"] == 128 * 2**20 and used["source"] == "given"
+    # Fewer rows per task than the three days' 3 x 81,273 accelerometer records: the days take two tasks
+    # or more, where the default budget builds them in one.
+    assert MIN_TASK_ROWS <= used["task_rows"] < 3 * 81_273 < budget().task_rows
+    assert used["landing_batch_bytes"] < budget().landing_batch_bytes
+    assert run(str(landing), str(tmp_path / "default")).ok
+    for table in STARTER_COUNTS:
+        built_small = Lake.of(str(tmp_path / "small")).read(table)
+        assert built_small.equals(Lake.of(str(tmp_path / "default")).read(table)), table
+    assert built_small.height == 3 * STARTER_COUNTS["machine_learning_curated"]
+
+
+def test_memory_limits_are_read_in_the_units_people_write() -> None:
+    from stedi_etl.run.partitions import Budget, parse_size
+
+    assert parse_size("1GiB") == parse_size("1 gib") == 2**30
+    assert parse_size("800MB") == 800 * 10**6 and parse_size("512M") == 512 * 10**6
+    assert parse_size("1.5GiB") == 3 * 2**29 and parse_size("268435456") == 2**28
+    for wrong in ("lots", "1 GiB of it", "-1GiB", "12", "100MiB"):
+        try:
+            parse_size(wrong)
+        except ValueError:
+            continue
+        raise AssertionError(f"{wrong!r} was read as a size")
+    # More memory gives larger tasks and batches, up to the caps.
+    sizes = [Budget(limit * 2**20, "given") for limit in (256, 1024, 4096, 65536)]
+    assert [b.task_rows for b in sizes] == sorted(b.task_rows for b in sizes)
+    assert [b.landing_batch_bytes for b in sizes] == sorted(b.landing_batch_bytes for b in sizes)
+
+
+def test_a_memory_limit_that_is_not_a_size_is_a_usage_error(tmp_path: Path) -> None:
+    outcome = CliRunner().invoke(main, ["run-all", "--lake", str(tmp_path), "--memory-limit", "lots"])
+    assert outcome.exit_code == 2
+    assert "'lots' is not a size (for example 1GiB, 800MB, 512M)" in outcome.stderr
+    assert "Traceback" not in outcome.output

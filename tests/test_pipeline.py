@@ -271,6 +271,7 @@ def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
     only (the customer tables whole)."""
     from stedi_etl.checks.rules import RelationTally
     from stedi_etl.model.days import day_of
+    from stedi_etl.run.partitions import Budget
 
     read_as: dict[str, dict[str, str]] = {}
     days_seen: dict[str, list[set[int]]] = {}
@@ -302,7 +303,13 @@ def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
 
     monkeypatch.setattr(pipeline, "check_relations", spy)
     monkeypatch.setattr(pipeline, "RelationTally", Tally)
-    monkeypatch.setattr(pipeline, "TASK_ROWS", 1)  # a task per day
+
+    class TaskPerDay(Budget):
+        @property
+        def task_rows(self) -> int:
+            return 1
+
+    monkeypatch.setattr(pipeline, "budget", lambda _limit=None: TaskPerDay(2**30, "given"))
     landing = tmp_path / "landing"
     shutil.copytree(starter, landing)
     for dataset, column in (("accelerometer", "timestamp"), ("step_trainer", "sensorReadingTime")):

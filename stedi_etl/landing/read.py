@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 
 BOM = b"\xef\xbb\xbf"
 
+# A batch's parse is what a run holds at its landing peak, so batches are small: at scale 100, 64 MB batches
+# of files on disk peaked at 322 MiB and parsed the accelerometer files in 2.70 s, 512 MB batches at 1,118 MiB
+# and 3.89 s (their rows written to the parse cache batch by batch either way).
+BATCH_BYTES = 64 * 2**20  # the default; a run's memory limit may lower it
+
 Reason = Literal["invalid_json", "not_an_object", "missing_required", "bad_value", "check_failed"]
 # native: Polars' reader took every record; tolerant: the Python splitter did; mixed: Polars took the file's
 # parts around a few bad lines and only the parts holding those went through the splitter.
@@ -161,6 +166,7 @@ def read_landing(
     on_read: Callable[[int], None] | None = None,
     cache: ParseCache | None = None,
     day_column: str | None = None,
+    batch_bytes: int = BATCH_BYTES,
 ) -> LandingRead:
     """Read every file under ``<root>/<dataset>/landing/`` (recursively) of ``store``.
 
@@ -170,7 +176,8 @@ def read_landing(
     file's parse is final. With ``cache``, a file parsed by an earlier run (same path, size, stamp,
     contract and reader) is taken from it instead of being read, this run's parses are written to it batch
     by batch, and the rows are left there (``LandingRead.lazy``). With ``day_column``, each file's rows
-    are also summed by day of that column (``LandingRead.days``), the sums kept with its parse.
+    are also summed by day of that column (``LandingRead.days``), the sums kept with its parse. Files are
+    parsed in batches of about ``batch_bytes`` (a larger file alone).
     """
     import polars as pl
 
@@ -207,11 +214,11 @@ def read_landing(
     # The files' bytes are held one batch at a time, not the whole dataset's (1 GB at scale 100). A parse
     # is finished (row rules, day sums, its cache entry) file by file on every core: Polars works on
     # such small frames mostly in the calling thread, and releases the GIL while it does.
-    with buffers_reused(BATCH_BYTES), ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+    with buffers_reused(batch_bytes), ThreadPoolExecutor(os.cpu_count() or 1) as pool:
         to_parse = [p for p in wanted if p not in outcomes]
         if on_read is not None:
             on_read(sum(listed[p].size for p in wanted if p not in to_parse))
-        for batch in _batches(to_parse, listed, BATCH_BYTES):
+        for batch in _batches(to_parse, listed, batch_bytes):
             texts = _texts(store, batch)
             parsed = parse_files(texts, [source_of[p] for p in batch], contract)
             del texts
@@ -310,12 +317,6 @@ def _dataset_report(
     if across_rows or len(reports) < len(outcomes):
         return check_frame(on_store.collect(), contract)
     return merged_report(reports, contract)
-
-
-# A batch's parse is what a run holds at its landing peak, so batches are small: at scale 100, 64 MB batches
-# of files on disk peaked at 322 MiB and parsed the accelerometer files in 2.70 s, 512 MB batches at 1,118 MiB
-# and 3.89 s (their rows written to the parse cache batch by batch either way).
-BATCH_BYTES = 64 * 2**20
 
 
 def _texts(store: Store, paths: list[str]) -> list[bytes | OnDisk]:

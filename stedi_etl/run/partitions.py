@@ -16,7 +16,11 @@ input rows (a day larger than that is a task alone), each task one call of the s
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stedi_etl.model.days import DAY_MS, NO_TIME, day_of, day_sums, digests
@@ -24,7 +28,9 @@ from stedi_etl.model.days import DAY_MS, NO_TIME, day_of, day_sums, digests
 __all__ = [
     "DAY_MS",
     "NO_TIME",
+    "Budget",
     "added_rows",
+    "budget",
     "build_days",
     "build_task",
     "cut_by_day",
@@ -32,6 +38,7 @@ __all__ = [
     "day_of",
     "input_days",
     "on_days",
+    "parse_size",
     "task_inputs",
     "tasks",
 ]
@@ -41,7 +48,87 @@ if TYPE_CHECKING:
 
     from stedi_etl.model.steps import Step
 
-TASK_ROWS = 2_000_000  # input rows a task builds at once: days are grouped up to this size
+TASK_ROWS = 2_000_000  # input rows a task builds at once by default: days are grouped up to this size
+
+# What a run's memory goes to, measured at scale 100 on the 2-core machine (FINDINGS): about 400 MiB of
+# libraries, customer tables and allocator slack whatever the data; parsing a batch of landing files holds
+# about twice the batch's bytes; a task of days holds about 300 bytes per input row at its peak.
+BASE_BYTES = 400 * 2**20
+BATCH_COST = 2
+ROW_COST = 300
+MIN_TASK_ROWS, MAX_TASK_ROWS = 50_000, 8_000_000
+MIN_BATCH, MAX_BATCH = 4 * 2**20, 64 * 2**20
+DEFAULT_LIMIT = 2**30
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a run may hold at once, and the work sizes that follow from it: a soft limit (the sizes
+    aim under it; a single day or file larger than they allow is still read whole)."""
+
+    memory_limit: int  # bytes
+    source: str  # "given", or how the default was found
+
+    @property
+    def usable(self) -> int:
+        return max(self.memory_limit - BASE_BYTES, 64 * 2**20)
+
+    @property
+    def task_rows(self) -> int:
+        """Input rows a task of days builds at once."""
+        return min(max(self.usable // ROW_COST, MIN_TASK_ROWS), MAX_TASK_ROWS)
+
+    @property
+    def landing_batch_bytes(self) -> int:
+        """Bytes of landing files parsed at once (half the usable memory at most)."""
+        return min(max(self.usable // (2 * BATCH_COST), MIN_BATCH), MAX_BATCH)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "memory_limit": self.memory_limit,
+            "source": self.source,
+            "task_rows": self.task_rows,
+            "landing_batch_bytes": self.landing_batch_bytes,
+        }
+
+
+def machine_memory() -> tuple[int, str]:
+    """This machine's memory as a process may use it: the physical memory, or the cgroup's limit (a
+    container's) where lower."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        capped = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        capped = "max"
+    if capped.isdigit() and int(capped) < total:
+        return int(capped), "the cgroup's memory.max"
+    return total, "physical memory"
+
+
+def budget(memory_limit: int | None = None) -> Budget:
+    """The run's budget: ``memory_limit`` bytes where given, else 1 GiB or a quarter of the machine's
+    memory where that is less (a cron run shares the machine)."""
+    if memory_limit is not None:
+        return Budget(memory_limit, "given")
+    total, found = machine_memory()
+    if total // 4 < DEFAULT_LIMIT:
+        return Budget(total // 4, f"a quarter of {found}")
+    return Budget(DEFAULT_LIMIT, "default")
+
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9}
+_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "ki": 2**10, "mi": 2**20, "gi": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from a size such as ``1GiB``, ``800MB``, ``512M`` or ``1073741824``; ValueError otherwise."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if found is None or found.group(2).lower() not in _UNITS:
+        raise ValueError(f"{text!r} is not a size (for example 1GiB, 800MB, 512M)")
+    size = int(float(found.group(1)) * _UNITS[found.group(2).lower()])
+    if size < 128 * 2**20:
+        raise ValueError(f"{text!r} is below the least a run needs (128MiB)")
+    return size
 
 
 def day_digests(frame: pl.DataFrame, column: str) -> dict[int, str]:

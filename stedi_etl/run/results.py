@@ -89,6 +89,7 @@ class RunResult:
     took_over_from: str | None = None  # the run whose lock this run found abandoned
     landing_source: str = "given"  # given (--landing), recorded (the lake's own) or sample (a new lake)
     landing_changed_from: str | None = None  # the landing the lake was built from, where this is another
+    budget: dict[str, Any] = field(default_factory=dict)  # the memory limit and the work sizes it gave
     stedi_etl_version: str = __version__
     format: str = MANIFEST_FORMAT
 

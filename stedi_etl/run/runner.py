@@ -36,8 +36,9 @@ from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, requi
 from stedi_etl.model.days import digests
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
 from stedi_etl.run.partitions import (
-    TASK_ROWS,
+    Budget,
     added_rows,
+    budget,
     build_task,
     cut_by_day,
     day_digests,
@@ -107,6 +108,7 @@ def run(
     wait: float = 0.0,
     meter: Meter = NO_METER,
     retention_hours: float = DEFAULT_RETENTION_HOURS,
+    memory_limit: int | None = None,
 ) -> RunResult:
     """Read the landing zone, build and check every planned table that is out of date, then publish.
 
@@ -122,7 +124,8 @@ def run(
     lake); another landing than the recorded one is allowed, and the result says it changed. ``progress``
     is told each step in words; ``meter`` counts the bytes read and the tables built (a progress display).
     Files a table no longer needs are vacuumed once older than ``retention_hours``: earlier versions stay
-    readable that long.
+    readable that long. ``memory_limit`` (bytes; default: run/partitions.py ``budget``) sizes the batches
+    of landing files parsed and the tasks of days built at once.
     """
     options = options or RunOptions()
     say = progress or (lambda _message: None)
@@ -139,8 +142,9 @@ def run(
     lock = acquire(the_lake.store, the_lake.meta_path("lock"), run_id, wait=wait, lake=the_lake.uri)
     try:
         return _Run(
-            run_id, landing_store, listings, the_lake, steps, options, full_refresh, say, lock, choice, meter
-        ).go(retention_hours)
+            run_id, landing_store, listings, the_lake, steps, options, full_refresh, say, lock, choice, meter,
+            budget(memory_limit),
+        ).go(retention_hours)  # fmt: skip
     finally:
         lock.release()
 
@@ -204,6 +208,7 @@ class _Run:
         lock: LakeLock,
         landing_choice: LandingChoice,
         meter: Meter,
+        the_budget: Budget,
     ) -> None:
         self.started = time.perf_counter()
         self.landing_store = landing_store
@@ -231,7 +236,9 @@ class _Run:
             took_over_from=lock.took_over.run_id if lock.took_over else None,
             landing_source=landing_choice.source,
             landing_changed_from=landing_choice.changed_from,
+            budget=the_budget.to_dict(),
         )
+        self.budget = the_budget
         self.run_info = {"run_id": run_id, "landing": landing_store.uri, "options": asdict(options)}
         self.reads: dict[str, LandingRead] = {}
         # Landing frames that passed, tables built or read back (one built by day: a lazy scan of its days).
@@ -542,7 +549,7 @@ class _Run:
         tally = RelationTally(contract, waive)
         written: dict[int, dict[str, Any]] = {}
         schema = None
-        for group in tasks(to_build, TASK_ROWS):
+        for group in tasks(to_build, self.budget.task_rows):
             part = task_inputs(step, frames, group)
             out = build_task(step, part, keywords)
             schema = schema or out.head(0).to_arrow().schema
@@ -712,6 +719,7 @@ class _Run:
                 on_read=lambda amount: self.meter.advance(task, amount),
                 cache=cache,
                 day_column=self.day_columns.get(dataset),
+                batch_bytes=self.budget.landing_batch_bytes,
             )
         finally:
             self.meter.finish(task)
