@@ -8,7 +8,7 @@ a table's columns, types, keys, checks or personal-data classes.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 Severity = Literal["error", "warning"]
 RuleKind = Literal["duplicates", "finite", "valid_values", "pattern", "sql"]
 
-LOGICAL_TYPES = ("string", "integer", "number", "boolean")
+LOGICAL_TYPES = ("string", "integer", "number", "boolean", "date")
 MASK = "***"  # how a value of a personal-data column is shown in reports, rejects and logs
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -57,6 +57,7 @@ class Column:
     description: str
     minimum: float | None = None
     maximum: float | None = None
+    partitioned: bool = False  # a Delta partition column: a folder per value, not stored in the files
 
     @property
     def personal(self) -> bool:
@@ -88,6 +89,10 @@ class Contract:
         return tuple(c.name for c in self.columns if c.primary_key)
 
     @property
+    def partition_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.partitioned)
+
+    @property
     def personal_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.personal)
 
@@ -106,8 +111,31 @@ class Contract:
     def polars_schema(self) -> dict[str, pl.DataType]:
         import polars as pl
 
-        dtypes = {"string": pl.String, "integer": pl.Int64, "number": pl.Float64, "boolean": pl.Boolean}
+        dtypes = {
+            "string": pl.String,
+            "integer": pl.Int64,
+            "number": pl.Float64,
+            "boolean": pl.Boolean,
+            "date": pl.Date,
+        }
         return {c.name: dtypes[c.logical_type] for c in self.columns}
+
+    def file_schema(self) -> dict[str, pl.DataType]:
+        """The columns the table's data files hold: its partition columns are folder names, not data."""
+        partitions = set(self.partition_columns)
+        return {name: dtype for name, dtype in self.polars_schema().items() if name not in partitions}
+
+    def of_files(self) -> Contract:
+        """This contract as the table's data files keep it: without its partition columns, whose values
+        are the names of the files' folders (checking a file read on its own)."""
+        partitions = set(self.partition_columns)
+        if not partitions:
+            return self
+        return replace(
+            self,
+            columns=tuple(c for c in self.columns if c.name not in partitions),
+            rules=tuple(r for r in self.rules if r.column not in partitions),
+        )
 
     def empty_frame(self) -> pl.DataFrame:
         import polars as pl
@@ -390,6 +418,7 @@ def _column(prop: Any, path: str) -> Column:
         description=" ".join(str(prop.get("description", "")).split()),
         minimum=options.get("minimum"),
         maximum=options.get("maximum"),
+        partitioned=bool(prop.get("partitioned", False)),
     )
 
 

@@ -77,7 +77,7 @@ def test_a_column_means_the_same_in_every_contract_it_appears_in() -> None:
 @pytest.mark.parametrize("name", sorted(TABLES | {"quarantine"}))
 def test_the_pandera_schema_is_derived_from_the_contract_file(name: str) -> None:
     """The compiled schema has exactly the file's columns, types and nullability."""
-    types = {"string": pl.String, "integer": pl.Int64, "number": pl.Float64}
+    types = {"string": pl.String, "integer": pl.Int64, "number": pl.Float64, "date": pl.Date}
     schema = load_contract(name).pandera_schema()
     assert isinstance(schema, pa.DataFrameSchema)
     props = raw(name)["schema"][0]["properties"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -185,10 +186,12 @@ def test_a_rule_checked_in_parts_counts_its_failures_in_every_part() -> None:
     contract = load_contract("accelerometer_trusted")
     schema = contract.polars_schema()
     customers = pl.DataFrame({"email": ["a@x.com"]})  # what the rule reads of customer_trusted
-    consenting, stranger = ("a@x.com", DAY_MS, 0.0, 0.0, 0.0), ("z@x.com", DAY_MS + 1, 0.0, 0.0, 0.0)
+    second, third = date(1970, 1, 2), date(1970, 1, 3)
+    consenting = ("a@x.com", DAY_MS, 0.0, 0.0, 0.0, second)
+    stranger = ("z@x.com", DAY_MS + 1, 0.0, 0.0, 0.0, second)
     day = [
         pl.DataFrame([consenting, stranger], schema=schema, orient="row"),
-        pl.DataFrame([("z@x.com", 2 * DAY_MS, 0.0, 0.0, 0.0)], schema=schema, orient="row"),
+        pl.DataFrame([("z@x.com", 2 * DAY_MS, 0.0, 0.0, 0.0, third)], schema=schema, orient="row"),
     ]
     parts = [{"accelerometer_trusted": frame.lazy(), "customer_trusted": customers} for frame in day]
     report = check_rows(pl.concat(day), contract, None)

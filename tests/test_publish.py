@@ -39,7 +39,11 @@ def settled(lake: Path, table: str) -> set[str]:
     """What a table's folder holds once every file no version needs is vacuumed at once."""
     the_lake = Lake(Store(str(lake)))
     delta.vacuum(the_lake.store, the_lake.table_dir(table), retention_hours=0)
-    return {p.name for p in Path(the_lake.table_dir(table)).iterdir()}
+    folder = Path(the_lake.table_dir(table))  # data files may lie in partition folders (reading_date=...)
+    data = {
+        str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and "_delta_log" not in p.parts
+    }
+    return {"_delta_log", *data}
 
 
 def current_files(lake: Path, table: str) -> set[str]:

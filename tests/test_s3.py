@@ -527,8 +527,11 @@ def test_register_glue_lists_every_table_with_contract_columns_at_fixed_location
     assert len(tables) == 8
     for name, table in tables.items():
         contract = yaml.safe_load((REPO / "contracts" / f"{name}.yaml").read_text())
-        wanted = [p["name"] for p in contract["schema"][0]["properties"]]
+        properties = contract["schema"][0]["properties"]
+        wanted = [p["name"] for p in properties if not p.get("partitioned")]
         assert [c["Name"] for c in table["StorageDescriptor"]["Columns"]] == wanted, name
+        partitioned = [(p["name"], p["logicalType"]) for p in properties if p.get("partitioned")]
+        assert [(c["Name"], c["Type"]) for c in table.get("PartitionKeys", [])] == partitioned, name
     ml = tables["machine_learning_curated"]
     assert ml["StorageDescriptor"]["Location"] == s3.uri("lake", "step_trainer", "curated") + "/"
     assert ml["Parameters"]["table_type"] == "DELTA"

@@ -17,7 +17,13 @@ if TYPE_CHECKING:
     from stedi_etl.lake.tables import Pointer
 
 # Contract logical type -> Hive/Athena column type; the one statement of that mapping.
-HIVE_TYPES = {"string": "string", "integer": "bigint", "number": "double", "boolean": "boolean"}
+HIVE_TYPES = {
+    "string": "string",
+    "integer": "bigint",
+    "number": "double",
+    "boolean": "boolean",
+    "date": "date",
+}
 DEFAULT_DATABASE = "stedi"
 
 JSON_SERDE = "org.openx.data.jsonserde.JsonSerDe"

@@ -57,7 +57,12 @@ class GlueResult:
 def table_input(table: str, location: str) -> dict[str, Any]:
     """Glue's TableInput for ``table`` at ``location``, its columns from the contract."""
     contract = table_contract(table)
-    columns = [{"Name": c.name, "Type": HIVE_TYPES[c.logical_type]} for c in contract.columns]
+    columns = [
+        {"Name": c.name, "Type": HIVE_TYPES[c.logical_type]} for c in contract.columns if not c.partitioned
+    ]
+    partition_keys = [
+        {"Name": c.name, "Type": HIVE_TYPES[c.logical_type]} for c in contract.columns if c.partitioned
+    ]
     if table in landing_tables():
         storage = {
             "Columns": columns,
@@ -81,13 +86,14 @@ def table_input(table: str, location: str) -> dict[str, Any]:
             "classification": "delta",
             "EXTERNAL": "TRUE",
         }
-    return {
+    found = {
         "Name": table,
         "Description": contract.grain,
         "TableType": "EXTERNAL_TABLE",
         "Parameters": parameters,
         "StorageDescriptor": storage,
     }
+    return {**found, "PartitionKeys": partition_keys} if partition_keys else found
 
 
 def register_glue(

@@ -77,14 +77,29 @@ def _validate_path(contract: Contract, uri: str, endpoint_url: str | None) -> Va
     files = data_files(store)
     frames = []
     rejected = []
+    partitions = contract.partition_columns
     for path, data in store.read_many(files).items():
         if data[:4] == b"PAR1":
-            frames.append(conform(pl.read_parquet(io.BytesIO(data)), contract))
+            # A partitioned table's file holds no partition column: its value is in the folder's name.
+            frame = pl.read_parquet(io.BytesIO(data))
+            values = {
+                column: value
+                for part in path.split("/")[:-1]
+                for column, _, value in [part.partition("=")]
+                if column in partitions and column not in frame.columns
+            }
+            schema = contract.polars_schema()
+            frame = frame.with_columns(
+                pl.lit(value).cast(schema[name], strict=False).alias(name) for name, value in values.items()
+            )
+            frames.append(conform(frame, contract))
         else:
             parsed = parse_file(data, store.url(path), contract)
             frames.append(parsed.frame)
             rejected.extend(parsed.rejected)
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    if not set(partitions) <= set(frame.columns):  # files read without their folders
+        contract = contract.of_files()
     report = check_frame(frame, contract, source=uri)
     if not rejected:
         return report

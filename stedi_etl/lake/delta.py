@@ -22,7 +22,7 @@ import math
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -50,6 +50,7 @@ class DataFile:
     size: int
     rows: int
     stats: str  # Delta's statistics JSON: numRecords, minValues, maxValues, nullCount
+    partition: Mapping[str, str | None] = field(default_factory=dict)  # partition column -> its value
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,18 @@ def commit(
     record: Mapping[str, Any],
     *,
     mode: Literal["overwrite", "append"] = "overwrite",
+    partition_by: Sequence[str] = (),
 ) -> int:
     """One Delta commit making ``files`` the table's content (``overwrite``) or adding them (``append``),
     with ``record`` in the commit's metadata; the table is created by its first commit. Returns the
     table's new version.
 
-    ``schema`` is the table's Arrow schema (``frame.head(0).to_arrow().schema``). Every file must already
-    be in the table's folder with the size given: a commit naming a missing file would succeed and break
-    every later read.
+    ``schema`` is the table's Arrow schema (``frame.head(0).to_arrow().schema``), partition columns
+    included; ``partition_by`` names those, whose values each file carries (``DataFile.partition``) rather
+    than holds. Every file must already be in the table's folder with the size given: a commit naming a
+    missing file would succeed and break every later read. An overwrite that changes the table's partition
+    columns writes the table's metadata anew (a plain overwrite would keep the old ones and read the new
+    column as null).
     """
     from deltalake import DeltaTable, Schema
     from deltalake.exceptions import TableNotFoundError
@@ -128,25 +133,47 @@ def commit(
             state = "missing" if found is None else f"{found} bytes, not {data_file.size}"
             raise LakeError(f"cannot commit {store.url(table_dir)}: {data_file.path} is {state}")
     now = int(time.time() * 1000)
-    adds = [AddAction(f.path, f.size, {}, now, True, f.stats) for f in files]
+    adds = [AddAction(f.path, f.size, dict(f.partition), now, True, f.stats) for f in files]
     properties = CommitProperties(custom_metadata={RECORD_KEY: json.dumps(dict(record), sort_keys=True)})
     uri, options = store.table_uri(table_dir), store.table_options()
+    partitions = list(partition_by)
     try:
         try:
             table = DeltaTable(uri, storage_options=options)
         except TableNotFoundError:
             create_table_with_add_actions(
-                uri, Schema.from_arrow(schema), adds, mode="error", storage_options=options,
-                commit_properties=properties,
+                uri, Schema.from_arrow(schema), adds, mode="error", partition_by=partitions or None,
+                storage_options=options, commit_properties=properties,
             )  # fmt: skip
             return 0
-        table.create_write_transaction(adds, mode, schema, commit_properties=properties)
+        if mode == "overwrite" and list(table.metadata().partition_columns) != partitions:
+            create_table_with_add_actions(
+                uri, Schema.from_arrow(schema), adds, mode="overwrite", partition_by=partitions or None,
+                storage_options=options, commit_properties=properties,
+            )  # fmt: skip
+            table.update_incremental()
+            return int(table.version())
+        table.create_write_transaction(
+            adds, mode, schema, partition_by=partitions or None, commit_properties=properties
+        )
         table.update_incremental()  # the handle stays at the version it was loaded at
         return int(table.version())
     except LakeError:
         raise
     except Exception as err:
         raise StorageError(f"cannot commit {redact(uri)}: {_first_line(err)}") from None
+
+
+def partition_columns(store: Store, table_dir: str, at_version: int) -> list[str]:
+    """The table's partition columns at a version."""
+    from deltalake import DeltaTable
+
+    uri = store.table_uri(table_dir)
+    try:
+        table = DeltaTable(uri, version=at_version, storage_options=store.table_options())
+        return list(table.metadata().partition_columns)
+    except Exception as err:
+        raise StorageError(f"cannot read {redact(uri)}: {_first_line(err)}") from None
 
 
 def version(store: Store, table_dir: str) -> int | None:

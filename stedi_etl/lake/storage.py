@@ -256,10 +256,13 @@ class Store:
         import polars as pl
 
         local = [self.local_file(path) for path in paths]
+        # Only the files' own columns: a Delta table's partition folders (day=...) name values its log holds.
         if all(found is not None for found in local):
-            return pl.scan_parquet(local)  # type: ignore[arg-type]
+            return pl.scan_parquet(local, hive_partitioning=False)  # type: ignore[arg-type]
         return pl.scan_parquet(
-            [self.table_uri(path) for path in paths], storage_options=self.table_options() or None
+            [self.table_uri(path) for path in paths],
+            storage_options=self.table_options() or None,
+            hive_partitioning=False,
         )
 
     def table_options(self) -> dict[str, str]:

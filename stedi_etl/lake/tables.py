@@ -61,6 +61,9 @@ LEGACY_POINTER = "_current.json"
 LEGACY_VERSION_PREFIX = "v-"
 
 
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # the folder of a null partition value, as Hive and Spark name it
+
+
 def day_label(day: int) -> str:
     """A UTC day number as a file name shows it: 2022-06-18."""
     try:
@@ -334,8 +337,15 @@ class Lake:
         (``discard``), and a killed run's are vacuumed once older than the retention."""
         files: dict[str, bytes] = {}
         records: dict[int, dict[str, Any]] = {}
-        for day, frame in days.items():
-            name = f"part-{day_label(day)}-{run_id}.parquet"
+        partitions = table_contract(table).partition_columns  # the day, as a date: a folder per value
+        for day, whole in days.items():
+            values = {
+                column: None if (value := whole.get_column(column)[0]) is None else value.isoformat()
+                for column in partitions
+            }
+            folder = "".join(f"{column}={value or HIVE_NULL}/" for column, value in values.items())
+            name = f"{folder}part-{day_label(day)}-{run_id}.parquet"
+            frame = whole.drop(partitions)
             buffer = io.BytesIO()
             frame.write_parquet(buffer, compression="zstd", statistics=True)
             data = buffer.getvalue()
@@ -346,6 +356,7 @@ class Lake:
                 "size": len(data),
                 "stats": delta.statistics(frame),
                 "content": hashlib.sha256(data).hexdigest()[:32],
+                "partition": values,
             }
         self.store.write_many(files)
         return records
@@ -361,7 +372,7 @@ class Lake:
         if not files:
             import polars as pl
 
-            return pl.LazyFrame(schema=table_contract(table).polars_schema())
+            return pl.LazyFrame(schema=table_contract(table).file_schema())
         return self.store.scan_parquet([f"{self.table_dir(table)}/{name}" for name in files])
 
     def stage_days(
@@ -451,14 +462,20 @@ class Lake:
                 continue  # only commits without data (a vacuum's) came after it
             directory = self.table_dir(pointer.table)
             sizes = self.store.files(directory)
-            by_file = {day["file"]: (day["rows"], day["stats"]) for day in pointer.partitions.values()}
-            whole = (pointer.rows, json.dumps({"numRecords": pointer.rows}))  # a table in one file
+            by_file = {
+                day["file"]: (day["rows"], day["stats"], day.get("partition", {}))
+                for day in pointer.partitions.values()
+            }
+            whole = (pointer.rows, json.dumps({"numRecords": pointer.rows}), {})  # a table in one file
             files = [
                 delta.DataFile(name, sizes[f"{directory}/{name}"], *by_file.get(name, whole))
                 for name in pointer.files
             ]
             schema = delta.read(self.store, directory, pointer.version).head(0).to_arrow().schema
-            number = delta.commit(self.store, directory, files, schema, pointer.record())
+            partition_by = delta.partition_columns(self.store, directory, pointer.version)
+            number = delta.commit(
+                self.store, directory, files, schema, pointer.record(), partition_by=partition_by
+            )
             restored[pointer.table] = replace(pointer, version=number)
         return restored
 
@@ -469,7 +486,9 @@ class Lake:
             table, directory = s.pointer.table, self.table_dir(s.pointer.table)
             if s.pointer.partitions:  # built by day: each day's file as its record has it, new or kept
                 files = [
-                    delta.DataFile(day["file"], day["size"], day["rows"], day["stats"])
+                    delta.DataFile(
+                        day["file"], day["size"], day["rows"], day["stats"], day.get("partition", {})
+                    )
                     for day in s.pointer.partitions.values()
                     if day["file"] is not None
                 ]
@@ -478,7 +497,10 @@ class Lake:
                     delta.DataFile(path[len(directory) + 1 :], len(data), s.pointer.rows, s.stats)
                     for path, data in s.files.items()
                 ]
-            number = delta.commit(self.store, directory, files, s.schema, s.pointer.record())
+            partition_by = table_contract(table).partition_columns
+            number = delta.commit(
+                self.store, directory, files, s.schema, s.pointer.record(), partition_by=partition_by
+            )
             if expected is not None and expected.get(table, number) != number:
                 raise LakeError(
                     f"{self.store.url(directory)} got version {number}, not {expected[table]}: another "

@@ -29,6 +29,14 @@ def day_of(column: str) -> pl.Expr:
     return (pl.col(column) // DAY_MS).fill_null(NO_TIME).alias("_day")
 
 
+def day_date(column: str) -> pl.Expr:
+    """The UTC day of a millisecond time column as a date (null for a null time): a table's partition
+    column as readers see it."""
+    import polars as pl
+
+    return (pl.col(column) // DAY_MS).cast(pl.Int32).cast(pl.Date)
+
+
 def day_sums(frame: pl.DataFrame, column: str, by: pl.Series | None = None) -> dict[int, DaySums]:
     """Each day's sums of ``frame``'s rows, per value of ``by`` (one group, 0, without it)."""
     import polars as pl

@@ -33,7 +33,7 @@ from stedi_etl.lake.storage import FileInfo, Store, is_hidden, open_store
 from stedi_etl.lake.tables import Lake, LandingChoice, Pointer, Staged, choose_landing, elapsed, new_run_id
 from stedi_etl.landing.cache import ParseCache
 from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing
-from stedi_etl.model.days import digests
+from stedi_etl.model.days import day_date, digests
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
 from stedi_etl.run.partitions import (
     Budget,
@@ -534,10 +534,15 @@ class _Run:
             for day in days
         }
         previous = {} if self.full_refresh or pointer is None else pointer.partitions
+        # A day is kept where its record matches, and lies in the partition folder the contract now asks for.
+        laid_out = set(contract.partition_columns)
         kept = {
             day: previous[str(day)]
             for day in days
             if previous.get(str(day), {}).get("fingerprint") == fingerprints[day]
+            and (
+                previous[str(day)]["file"] is None or set(previous[str(day)].get("partition", {})) == laid_out
+            )
         }
         to_build = {day: rows for day, rows in days.items() if day not in kept}
         # Each task of days is built, checked and written before the next is read, so a run holds one
@@ -551,7 +556,10 @@ class _Run:
         schema = None
         for group in tasks(to_build, self.budget.task_rows):
             part = task_inputs(step, frames, group)
-            out = build_task(step, part, keywords)
+            # The table's partition column (the day as a date) is derived here, below the transforms.
+            out = build_task(step, part, keywords).with_columns(
+                day_date(step.partition_column).alias(name) for name in contract.partition_columns
+            )
             schema = schema or out.head(0).to_arrow().schema
             rows = check_rows(out, contract, failure_cases(out, contract, "error", waive), waive=waive)
             checked.append(rows)
@@ -684,7 +692,7 @@ class _Run:
         elif name not in self.frames and name in self.content:
             pointer = self.current.get(name)
             if pointer is not None and pointer.partitions:  # built by day: read as the days are needed
-                self.frames[name] = self.lake.scan(name, pointer)
+                self.frames[name] = self.lake.scan_files(name, pointer.files)
             else:
                 self.frames[name] = self.lake.read(name)  # up to date: its current version, read back
         return self.frames.get(name)
