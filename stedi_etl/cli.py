@@ -139,7 +139,7 @@ def _run_options(command: F) -> F:
         default=None,
         metavar="SIZE",
         help="About how much memory the run may hold (e.g. 1GiB, 800MB); it sizes the batches of landing "
-        "files parsed and the days built at once. Default: 1 GiB, or a quarter of the machine's memory "
+        "files parsed and the days built at once. Default: 768 MiB, or a quarter of the machine's memory "
         "where less.",
     )(command)
     command = click.option(

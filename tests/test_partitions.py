@@ -283,3 +283,35 @@ def test_a_memory_limit_that_is_not_a_size_is_a_usage_error(tmp_path: Path) -> N
     assert outcome.exit_code == 2
     assert "'lots' is not a size (for example 1GiB, 800MB, 512M)" in outcome.stderr
     assert "Traceback" not in outcome.output
+
+
+def test_a_landing_key_rule_checked_a_day_at_a_time_counts_what_the_whole_check_counts(
+    tmp_path: Path,
+) -> None:
+    """step_trainer_landing's key holds the reading time, so its repeats are found day by day from the
+    parse cache (flat memory) with the same counts as over the dataset whole."""
+    from stedi_etl.lake.storage import open_store
+    from stedi_etl.landing.cache import ParseCache
+    from stedi_etl.landing.read import read_landing
+
+    def reading(serial: str, at: int, distance: int) -> str:
+        return json.dumps({"sensorReadingTime": at, "serialNumber": serial, "distanceFromObject": distance})
+
+    folder = tmp_path / "landing" / "step_trainer" / "landing"
+    folder.mkdir(parents=True)
+    day = 20_000 * DAY_MS
+    (folder / "a.json").write_text(
+        "\n".join(reading("s1", day + i, 100 + i) for i in range(4)) + "\n" + reading("s1", day, 7)
+    )
+    (folder / "b.json").write_text(  # repeats on a later day, one of them of a file before
+        "\n".join([reading("s2", day + DAY_MS, 1), reading("s2", day + DAY_MS, 2), reading("s1", day + 1, 9)])
+    )
+    landing, lake = open_store(str(tmp_path / "landing")), open_store(str(tmp_path / "lake"))
+    whole = read_landing(landing, "step_trainer")
+    cache = ParseCache(lake, lake.path("parsed"), "contract", "code")
+    by_day = read_landing(
+        landing, "step_trainer", cache=cache, day_column="sensorReadingTime", rows_at_once=1
+    )
+    assert [(w.check, w.failing_rows) for w in whole.report.warnings] == [("reading_key_unique", 6)]
+    assert [(w.check, w.failing_rows) for w in by_day.report.warnings] == [("reading_key_unique", 6)]
+    assert by_day.report.errors == whole.report.errors == ()

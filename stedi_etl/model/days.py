@@ -76,3 +76,30 @@ def digests(sums: Mapping[int, tuple[int, int, int]]) -> dict[int, str]:
         day: hashlib.sha256(f"{day} {rows} {low} {high}".encode()).hexdigest()[:32]
         for day, (rows, low, high) in sums.items()
     }
+
+
+def on_days(column: str, days: Iterable[int]) -> pl.Expr:
+    """Rows whose time falls on one of ``days``; also as a time range, which lets a scan of Parquet or
+    Delta files skip the files and row groups whose statistics lie outside it."""
+    import polars as pl
+
+    wanted = sorted(days)
+    exact = day_of(column).is_in(pl.Series("_days", wanted, dtype=pl.Int64).implode())
+    if not wanted or wanted[0] == NO_TIME:
+        return exact
+    time = pl.col(column)
+    return (time >= wanted[0] * DAY_MS) & (time < (wanted[-1] + 1) * DAY_MS) & exact
+
+
+def tasks(days: Mapping[int, int], task_rows: int) -> list[list[int]]:
+    """The days to build, in order, grouped into runs of neighbouring days of about ``task_rows`` rows."""
+    grouped: list[list[int]] = []
+    size = 0
+    for day in sorted(days):
+        if grouped and size + days[day] <= task_rows:
+            grouped[-1].append(day)
+            size += days[day]
+        else:
+            grouped.append([day])
+            size = days[day]
+    return grouped

@@ -728,6 +728,7 @@ class _Run:
                 cache=cache,
                 day_column=self.day_columns.get(dataset),
                 batch_bytes=self.budget.landing_batch_bytes,
+                rows_at_once=self.budget.task_rows,
             )
         finally:
             self.meter.finish(task)
