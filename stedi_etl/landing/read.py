@@ -53,7 +53,7 @@ BOM = b"\xef\xbb\xbf"
 # of files on disk peaked at 322 MiB and parsed the accelerometer files in 2.70 s, 512 MB batches at 1,118 MiB
 # and 3.89 s (their rows written to the parse cache batch by batch either way).
 BATCH_BYTES = 64 * 2**20  # the default; a run's memory limit may lower it
-CHECK_ROWS = 2_000_000
+CHECK_ROWS = 2_000_000  # rows checked at once for a rule relating rows of one day (a run passes its budget's)
 
 Reason = Literal["invalid_json", "not_an_object", "missing_required", "bad_value", "check_failed"]
 # native: Polars' reader took every record; tolerant: the Python splitter did; mixed: Polars took the file's

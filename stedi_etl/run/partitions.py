@@ -133,10 +133,13 @@ def parse_size(text: str) -> int:
     return size
 
 
-def day_digests(frame: pl.DataFrame, column: str) -> dict[int, str]:
+def day_digests(frame: pl.DataFrame | pl.LazyFrame, column: str) -> dict[int, str]:
     """Each day's rows of ``frame`` as one digest that does not depend on their order: a day whose digest
     is unchanged holds the same rows (as a multiset) as before."""
-    return digests(day_sums(frame, column).get(0, {}))
+    import polars as pl
+
+    rows = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+    return digests(day_sums(rows, column).get(0, {}))
 
 
 def input_days(step: Step, frames: Mapping[str, pl.DataFrame]) -> dict[int, int]:
