@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import polars as pl
+import pytest
 from click.testing import CliRunner
 
 from stedi_etl.cli import main
@@ -105,3 +106,33 @@ def test_looking_for_missing_entries_leaves_no_reference_cycle(tmp_path: Path) -
         assert gc.collect() == 0  # nothing was left for the cyclic collector
     finally:
         gc.enable()
+
+
+def test_a_reused_parse_brings_its_checks_and_its_rows_are_not_read(
+    starter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cron run reads nothing of the files it has parsed before but their records and Parquet footers: a
+    dataset whose rules are all rules of one row gets its report from the files' kept checks."""
+    from stedi_etl.landing import read as reader
+
+    landing, lake = open_store(str(starter)), open_store(str(tmp_path))
+
+    def read() -> reader.LandingRead:
+        cache = ParseCache(lake, lake.path("parsed"), "contract", "code")
+        return reader.read_landing(landing, "accelerometer", cache=cache, day_column="timestamp")
+
+    first = read()
+    assert not any(f.reused for f in first.files) and first.report.ok
+
+    def no_whole_check(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the dataset's rows were read back to be checked")
+
+    monkeypatch.setattr(reader, "check_frame", no_whole_check)
+    second = read()
+    assert all(f.reused for f in second.files)
+    assert (second.report.rows, second.report.errors, second.report.warnings) == (
+        first.report.rows,
+        first.report.errors,
+        first.report.warnings,
+    )
+    assert second.report.rows == first.rows == 81_273

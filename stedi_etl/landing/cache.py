@@ -28,7 +28,7 @@ from stedi_etl.model.days import DaySums
 if TYPE_CHECKING:
     import polars as pl
 
-FORMAT = "stedi-etl/parsed-file/2"
+FORMAT = "stedi-etl/parsed-file/3"
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Entry:
     path: str  # its read path: native, tolerant or mixed
     tolerant_records: int  # records that went through the tolerant splitter
     days: dict[str, DaySums]  # time column -> its rows summed by day (model/days.py)
+    checks: dict[str, Any]  # the contract's checks on its rows (checks.rules.ValidationReport.to_dict)
 
 
 class ParseCache:
@@ -87,6 +88,7 @@ class ParseCache:
                         column: {int(day): (rows, low, high) for day, (rows, low, high) in days.items()}
                         for column, days in fields["days"].items()
                     },
+                    dict(fields["checks"]),
                 )
             except (ValueError, TypeError, KeyError, AttributeError):
                 continue  # a damaged record: the file is parsed again
@@ -107,6 +109,7 @@ class ParseCache:
                 column: {str(day): list(sums) for day, sums in by_day.items()}
                 for column, by_day in entry.days.items()
             },
+            "checks": entry.checks,
         }
         self.used.add(key)
         self.store.write_bytes(self.rows_path(key), buffer.getvalue())

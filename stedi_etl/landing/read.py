@@ -35,7 +35,14 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from stedi_etl.checks.rules import ValidationReport, check_frame, failure_cases, merged_report, report_from
+from stedi_etl.checks.rules import (
+    CheckFailure,
+    ValidationReport,
+    check_frame,
+    failure_cases,
+    merged_report,
+    report_from,
+)
 from stedi_etl.contracts import INT64_MAX, INT64_MIN, MASK, Column, Contract, landing_table, load_contract
 from stedi_etl.errors import LandingError, UsageError
 from stedi_etl.lake.storage import FileInfo, Store, is_hidden
@@ -202,6 +209,7 @@ def read_landing(
             reused[keys[path]].days.get(day_column, {}) if day_column else {},
             None,
             reused=True,
+            report=_report_from_dict(reused[keys[path]].checks),
         )
         for path in wanted
         if keys.get(path) in reused
@@ -272,7 +280,7 @@ class _FileOutcome:
     days: DaySums
     frame: pl.DataFrame | None
     reused: bool = False
-    report: ValidationReport | None = None  # the contract's checks on its rows (for a file parsed now)
+    report: ValidationReport | None = None  # the contract's checks on its rows
 
     def entry(self, key: str, day_column: str | None) -> Entry:
         from stedi_etl.landing.cache import Entry
@@ -284,7 +292,24 @@ class _FileOutcome:
             self.path,
             self.tolerant_records,
             {day_column: self.days} if day_column else {},
+            self.report.to_dict() if self.report is not None else {},
         )
+
+
+def _report_from_dict(fields: dict[str, Any]) -> ValidationReport | None:
+    """A file's checks as its cache entry keeps them (None for an entry without: the dataset is checked
+    whole then)."""
+    try:
+        return ValidationReport(
+            fields["table"],
+            fields["contract"],
+            int(fields["rows"]),
+            tuple(CheckFailure(**failure) for failure in fields["errors"]),
+            tuple(CheckFailure(**failure) for failure in fields["warnings"]),
+            fields.get("source"),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _text_of(store: Store, path: str) -> bytes:
