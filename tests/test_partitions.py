@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
+import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -315,3 +316,33 @@ def test_a_landing_key_rule_checked_a_day_at_a_time_counts_what_the_whole_check_
     assert [(w.check, w.failing_rows) for w in whole.report.warnings] == [("reading_key_unique", 6)]
     assert [(w.check, w.failing_rows) for w in by_day.report.warnings] == [("reading_key_unique", 6)]
     assert by_day.report.errors == whole.report.errors == ()
+
+
+def test_a_day_task_and_its_result_are_small_descriptions(
+    starter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a task takes and gives back crosses a process boundary as a few kilobytes: files, days,
+    records and counts, never the readings (the customer tables go to every task beside it)."""
+    import pickle
+
+    from stedi_etl.run import runner
+    from stedi_etl.run.partitions import DayTask, DayTaskResult, run_day_task
+
+    seen: list[tuple[int, int]] = []
+
+    def described(task: DayTask, lake: Lake, broadcast: dict[str, object]) -> DayTaskResult:
+        sent = pickle.loads(pickle.dumps(task))  # what another process would get
+        assert all(isinstance(path, str) for files in sent.sources.values() for path in files)
+        assert set(broadcast) <= {"customer_trusted", "customer_curated"}
+        result = run_day_task(sent, lake, broadcast)  # type: ignore[arg-type]
+        back = pickle.loads(pickle.dumps(result))
+        seen.append((len(pickle.dumps(task)), len(pickle.dumps(result))))
+        assert back.days == result.days and back.checks == result.checks
+        return back
+
+    monkeypatch.setattr(runner, "run_day_task", described)
+    assert run(str(starter), str(tmp_path)).ok
+    assert len(seen) == 3  # one task for each table built by day (the starter's readings are one day)
+    assert all(task < 8192 and result < 8192 for task, result in seen), seen
+    for table in ("accelerometer_trusted", "step_trainer_trusted", "machine_learning_curated"):
+        assert Lake.of(str(tmp_path)).read(table).height == STARTER_COUNTS[table]

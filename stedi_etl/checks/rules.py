@@ -162,6 +162,15 @@ def check_relations_in_parts(
     return tally.into(report)
 
 
+@dataclass(frozen=True)
+class PartCounts:
+    """The SQL rules' counts on one part (``RelationTally.count``): the tables it held, each rule's count
+    or why it could not run."""
+
+    names: frozenset[str]
+    counts: tuple[int | Exception, ...]
+
+
 class RelationTally:
     """The contract's SQL rules counted part by part, for a table whose rows relate only to rows of the same
     part: a rule's count is the sum of its counts in the parts; a rule that cannot run in one part fails
@@ -180,11 +189,18 @@ class RelationTally:
 
     def add(self, tables: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> None:
         """Count the rules on one part: ``tables`` by name, the contract's own table included."""
+        self.merge(self.count(tables))
+
+    def count(self, tables: Mapping[str, pl.DataFrame | pl.LazyFrame]) -> PartCounts:
+        """The rules' counts on one part, to ``merge`` (a part may be counted in another process)."""
         if not self.rules:
-            return
-        self.names |= set(tables)
-        counted = _sql_counts([rule for _severity, rule in self.rules], tables)
-        for index, value in enumerate(counted):
+            return PartCounts(frozenset(tables), ())
+        return PartCounts(frozenset(tables), tuple(_sql_counts([rule for _s, rule in self.rules], tables)))
+
+    def merge(self, part: PartCounts) -> None:
+        """Add one part's counts to the totals."""
+        self.names |= part.names
+        for index, value in enumerate(part.counts):
             total = self.totals[index]
             if isinstance(value, Exception) or isinstance(total, Exception):
                 self.totals[index] = total if isinstance(total, Exception) else value

@@ -367,6 +367,10 @@ class Lake:
         if paths:
             self.store.remove_many(paths)
 
+    def file_paths(self, table: str, files: Sequence[str]) -> tuple[str, ...]:
+        """A table's files (as its record names them, relative to its folder) as paths of the store."""
+        return tuple(f"{self.table_dir(table)}/{name}" for name in files)
+
     def scan_files(self, table: str, files: Sequence[str]) -> pl.LazyFrame:
         """Files of a table's folder (a version about to be committed) as one lazy scan."""
         if not files:

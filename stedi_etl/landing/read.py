@@ -131,6 +131,7 @@ class LandingRead:
     seconds: float
     days: DaySums | None = None  # the rows summed by day of ``day_column``, where it was given
     on_store: pl.LazyFrame | None = None  # the rows, where they were left in the parse cache
+    parts: tuple[str, ...] = ()  # the parse-cache entries holding them (Parquet, paths of the lake's store)
 
     @property
     def rows(self) -> int:
@@ -263,8 +264,9 @@ def read_landing(
     )
     ignored = tuple(store.url(p) for p in listed.keys() - set(wanted))
     seconds = time.perf_counter() - started
+    parts = tuple(cache.rows_path(keys[p]) for p in wanted) if cache else ()
     return LandingRead(
-        dataset, frame, quarantine_frame(rejected), files, ignored, report, seconds, days, on_store
+        dataset, frame, quarantine_frame(rejected), files, ignored, report, seconds, days, on_store, parts
     )
 
 

@@ -29,6 +29,8 @@ __all__ = [
     "DAY_MS",
     "NO_TIME",
     "Budget",
+    "DayTask",
+    "DayTaskResult",
     "added_rows",
     "budget",
     "build_days",
@@ -39,6 +41,7 @@ __all__ = [
     "input_days",
     "on_days",
     "parse_size",
+    "run_day_task",
     "task_inputs",
     "tasks",
 ]
@@ -46,6 +49,8 @@ __all__ = [
 if TYPE_CHECKING:
     import polars as pl
 
+    from stedi_etl.checks.rules import PartCounts, ValidationReport
+    from stedi_etl.lake.tables import Lake
     from stedi_etl.model.steps import Step
 
 TASK_ROWS = 2_000_000  # input rows a task builds at once by default: days are grouped up to this size
@@ -215,3 +220,68 @@ def build_days(
         out = build_task(step, task_inputs(step, frames, group), keywords)
         built |= cut_by_day(out, group, step.partition_column)
     return built
+
+
+@dataclass(frozen=True)
+class DayTask:
+    """One task of a table built by day, as a description another process can run (``run_day_task``): the
+    days, where its readings are (the Parquet files holding each partitioned input, as paths of the
+    lake's store: parse-cache entries or an input table's day files), and the run's options. The other
+    inputs, the customer tables, are small and go to every task as they are."""
+
+    step: Step  # its transform and inputs (module functions: a process gets them by name)
+    days: tuple[int, ...]
+    sources: Mapping[str, tuple[str, ...]]  # partitioned input -> its Parquet files
+    keywords: Mapping[str, Any]
+    waive: frozenset[str]
+    run_id: str
+
+
+@dataclass(frozen=True)
+class DayTaskResult:
+    """What a task did, as a description: each day's file written into the table's folder (its record:
+    file, rows, size, statistics, content hash, partition values), its row checks, its counts of the rules
+    between tables, and its output's Arrow schema."""
+
+    days: dict[int, dict[str, Any]]
+    checks: ValidationReport
+    counts: PartCounts
+    schema: Any
+
+
+def run_day_task(
+    task: DayTask, lake: Lake, broadcast: Mapping[str, pl.DataFrame | pl.LazyFrame]
+) -> DayTaskResult:
+    """Read a task's days of its readings, build them with the step's own transform, derive the table's
+    partition column, check the rows and the rules between tables, and write each day's file."""
+    from stedi_etl.checks.rules import RelationTally, check_rows, failure_cases
+    from stedi_etl.contracts import load_contract
+    from stedi_etl.model.days import day_date
+
+    step = task.step
+    contract = load_contract(step.table)
+    frames = {
+        name: _scan(lake, name, task.sources[name]) if name in step.partition_by else broadcast[name]
+        for name in step.inputs
+    }
+    part = task_inputs(step, frames, list(task.days))
+    out = build_task(step, part, task.keywords).with_columns(
+        day_date(step.partition_column).alias(name) for name in contract.partition_columns
+    )
+    checks = check_rows(out, contract, failure_cases(out, contract, "error", task.waive), waive=task.waive)
+    counts = RelationTally(contract, task.waive).count({**part, step.table: out})
+    written = lake.write_days(
+        step.table, cut_by_day(out, list(task.days), step.partition_column), task.run_id
+    )
+    return DayTaskResult(written, checks, counts, out.head(0).to_arrow().schema)
+
+
+def _scan(lake: Lake, name: str, files: tuple[str, ...]) -> pl.LazyFrame:
+    """An input's Parquet files as one scan; without files, no rows of the columns its files would hold."""
+    import polars as pl
+
+    from stedi_etl.contracts import load_contract
+
+    if not files:
+        return pl.LazyFrame(schema=load_contract(name).file_schema())
+    return lake.store.scan_parquet(list(files))

@@ -33,17 +33,16 @@ from stedi_etl.lake.storage import FileInfo, Store, is_hidden, open_store
 from stedi_etl.lake.tables import Lake, LandingChoice, Pointer, Staged, choose_landing, elapsed, new_run_id
 from stedi_etl.landing.cache import ParseCache
 from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing
-from stedi_etl.model.days import day_date, digests
+from stedi_etl.model.days import digests
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
 from stedi_etl.run.partitions import (
     Budget,
+    DayTask,
     added_rows,
     budget,
-    build_task,
-    cut_by_day,
     day_digests,
     input_days,
-    task_inputs,
+    run_day_task,
     tasks,
 )
 from stedi_etl.run.progress import NO_METER, Meter
@@ -259,6 +258,9 @@ class _Run:
         self.landing_results: dict[str, LandingSummary] = {}
         self.input_rows: dict[str, int] = {}  # the step at hand's inputs, for an empty table's warning
         self.caches: dict[str, ParseCache] = {}  # dataset -> the parses of its files
+        # Landing datasets and tables built by day -> the Parquet files holding their rows (a day task's
+        # description of where its readings are; an absent or empty table has none).
+        self.sources: dict[str, tuple[str, ...]] = {}
 
     @property
     def run_id(self) -> str:
@@ -557,21 +559,15 @@ class _Run:
         tally = RelationTally(contract, waive)
         written: dict[int, dict[str, Any]] = {}
         schema = None
+        sources = {name: self.sources.get(name, ()) for name in step.partition_by}
+        broadcast = {name: frames[name] for name in step.inputs if name not in step.partition_by}
         for group in tasks(to_build, self.budget.task_rows):
-            part = task_inputs(step, frames, group)
-            # The table's partition column (the day as a date) is derived here, below the transforms.
-            out = build_task(step, part, keywords).with_columns(
-                day_date(step.partition_column).alias(name) for name in contract.partition_columns
-            )
-            schema = schema or out.head(0).to_arrow().schema
-            rows = check_rows(out, contract, failure_cases(out, contract, "error", waive), waive=waive)
-            checked.append(rows)
-            tally.add({**part, step.table: out})
-            if all(report.ok for report in checked):  # a failing table's files would be removed again
-                written |= self.lake.write_days(
-                    step.table, cut_by_day(out, group, step.partition_column), self.run_id
-                )
-            del part, out
+            task = DayTask(step, tuple(group), sources, keywords, waive, self.run_id)
+            done = run_day_task(task, self.lake, broadcast)
+            schema = schema or done.schema
+            checked.append(done.checks)
+            tally.merge(done.counts)
+            written |= done.days
         report = tally.into(merged_report(checked, contract))
         empty = {"file": None, "rows": 0, "size": 0, "stats": "", "content": "empty"}
         kept |= {day: dict(empty) for day in to_build if day not in written}
@@ -596,6 +592,7 @@ class _Run:
             return
         self.day_content[step.table] = {int(d): r["content"] for d, r in staged.pointer.partitions.items()}
         self.day_rows[step.table] = {int(d): r["rows"] for d, r in staged.pointer.partitions.items()}
+        self.sources[step.table] = self.lake.file_paths(step.table, staged.pointer.files)
         if step.table in self.last_use:
             # Later steps read the table's days, new and kept, from its files as they need them: the
             # machine-learning step only the days it builds, customer_curated only the users.
@@ -694,8 +691,9 @@ class _Run:
             self.read(LANDING_INPUTS[name])
         elif name not in self.frames and name in self.content:
             pointer = self.current.get(name)
-            if pointer is not None and pointer.partitions:  # built by day: read as the days are needed
+            if pointer is not None and pointer.files and pointer.partitions:  # built by day: scanned
                 self.frames[name] = self.lake.scan_files(name, pointer.files)
+                self.sources[name] = self.lake.file_paths(name, pointer.files)
             else:
                 self.frames[name] = self.lake.read(name)  # up to date: its current version, read back
         return self.frames.get(name)
@@ -742,6 +740,7 @@ class _Run:
         report = replace(read.report, errors=read.report.errors + quarantine.errors)
         if report.ok:
             self.frames[landing_table(dataset)] = read.lazy()
+            self.sources[landing_table(dataset)] = read.parts
             if read.days is not None:
                 self.day_content[landing_table(dataset)] = digests(read.days)
                 self.day_rows[landing_table(dataset)] = {day: rows for day, (rows, _, _) in read.days.items()}
