@@ -272,7 +272,7 @@ def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
     from stedi_etl.checks import rules
     from stedi_etl.checks.rules import PartCounts, RelationTally
     from stedi_etl.model.days import day_of
-    from stedi_etl.run.partitions import Budget
+    from stedi_etl.run.partitions import Budget, DayTask, DayTaskResult
 
     read_as: dict[str, dict[str, str]] = {}
     days_seen: dict[str, list[set[int]]] = {}
@@ -313,6 +313,15 @@ def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
             return 1
 
     monkeypatch.setattr(pipeline, "budget", lambda _limit=None: TaskPerDay(2**30, "given"))
+    given: list[tuple[str, tuple[int, ...], str, str]] = []  # table, task days, input, file
+    run_day_task = pipeline.run_day_task
+
+    def recorded(task: DayTask, lake: Lake, broadcast: Mapping[str, pl.DataFrame]) -> DayTaskResult:
+        for name, files in task.sources.items():
+            given.extend((task.step.table, task.days, name, path) for path in files)
+        return run_day_task(task, lake, broadcast)
+
+    monkeypatch.setattr(pipeline, "run_day_task", recorded)
     landing = tmp_path / "landing"
     shutil.copytree(starter, landing)
     for dataset, column in (("accelerometer", "timestamp"), ("step_trainer", "sensorReadingTime")):
@@ -337,6 +346,12 @@ def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
         assert len(seen) > 1 and all(len(days) == 1 for days in seen), table  # one day per task
         assert len(set().union(*seen)) == len(seen), table  # each day in one task
     assert read_as["customer_curated"]["customer_trusted"] == "parquet"  # its last use
+    # A task is given only the files holding its days' readings (parse-cache entries, the input's days).
+    assert {table for table, *_ in given} == set(days_seen)
+    for table, task_days, name, path in given:
+        column = columns[table][name]
+        in_file = set(pl.read_parquet(path).select(day_of(column)).to_series())
+        assert in_file and in_file <= set(task_days), (table, name, path)
 
 
 # --- invariants over generated data -------------------------------------------------------------------------

@@ -132,6 +132,7 @@ class LandingRead:
     days: DaySums | None = None  # the rows summed by day of ``day_column``, where it was given
     on_store: pl.LazyFrame | None = None  # the rows, where they were left in the parse cache
     parts: tuple[str, ...] = ()  # the parse-cache entries holding them (Parquet, paths of the lake's store)
+    parts_by_day: dict[int, tuple[str, ...]] = field(default_factory=dict)  # day -> the entries with its rows
 
     @property
     def rows(self) -> int:
@@ -265,8 +266,22 @@ def read_landing(
     ignored = tuple(store.url(p) for p in listed.keys() - set(wanted))
     seconds = time.perf_counter() - started
     parts = tuple(cache.rows_path(keys[p]) for p in wanted) if cache else ()
+    parts_by_day: dict[int, list[str]] = {}
+    for part, outcome in zip(parts, ordered, strict=False):
+        for day in outcome.days:
+            parts_by_day.setdefault(day, []).append(part)
     return LandingRead(
-        dataset, frame, quarantine_frame(rejected), files, ignored, report, seconds, days, on_store, parts
+        dataset,
+        frame,
+        quarantine_frame(rejected),
+        files,
+        ignored,
+        report,
+        seconds,
+        days,
+        on_store,
+        parts,
+        {day: tuple(found) for day, found in parts_by_day.items()},
     )
 
 
