@@ -1,8 +1,9 @@
 """Athena / Glue DDL derived from the contracts: what a user runs to publish the lake to the Glue catalog.
 
 Landing tables are JSON read with the OpenX SerDe (one record per line, keys matched case-insensitively,
-as the seed project's customer_landing.sql); lake tables are Parquet at the folder of their current
-version, which the table's pointer names, so Athena reads exactly the files stedi-etl's readers do.
+as the seed project's customer_landing.sql); lake tables are Delta tables at their fixed folders, whose
+columns, partition columns (the reading tables' ``reading_date``) and current files Athena reads from
+the table's own log, so it reads exactly the files stedi-etl's readers do.
 """
 
 from __future__ import annotations
@@ -105,12 +106,12 @@ def generate_ddl(
 ) -> DdlResult:
     """DDL for ``tables`` (default: the three landing tables and the lake's five).
 
-    LOCATION is ``<root>/<dataset>/landing/`` for a landing table and the current version's folder
-    ``<root>/<dataset>/<zone>/v-<run>/`` for a lake table, where root is ``location`` (where the data is
+    LOCATION is ``<root>/<dataset>/landing/`` for a landing table and the Delta table's folder
+    ``<root>/<dataset>/<zone>/`` for a lake table, where root is ``location`` (where the data is
     published, e.g. s3://bucket/stedi) or else the lake itself and ``landing`` (by default the landing the
     lake was built from), when they are on S3: Athena reads nothing else, so a local folder without
-    ``location`` is a usage error that says what to pass. A lake table's version is always read from
-    ``lake``'s pointer.
+    ``location`` is a usage error that says what to pass. A lake table must have a published version in
+    ``lake``.
     """
     from stedi_etl.commands.catalog import catalog_tables
     from stedi_etl.contracts import lake_tables, landing_tables, table_contract
