@@ -1,6 +1,8 @@
-"""`stedi-etl run-all` beside the same job in DuckDB SQL at scale 1, 10 and 100, as whole processes.
+"""`stedi-etl run-all` beside the same job in DuckDB SQL at scale 1, 10 and 100 (or 300 and 1000: 3 and 10 GB
+of landing data, generated, measured, then deleted), as whole processes.
 
-    python benchmarks/scale.py [--scales 1 10 100] [--runs 3] [--runs-at-100 2] [--work DIR] [--output FILE]
+    python benchmarks/scale.py [--scales 1 10 100 300 1000] [--runs 3] [--runs-at-100 2] [--work DIR] [--keep]
+                               [--output FILE]
 
 (cores busy = CPU time / wall time: how much of the machine each kept busy.)
 
