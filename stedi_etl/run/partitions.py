@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from stedi_etl.lake.tables import Lake
     from stedi_etl.model.steps import Step
 
-TASK_ROWS = 2_000_000  # input rows a task builds at once by default: days are grouped up to this size
+TASK_ROWS = 2_000_000  # input rows per task of build_days where no budget is given (a run passes its own)
 
 # What a run's memory goes to, measured at scale 100 on the 2-core machine (FINDINGS): about 400 MiB of
 # libraries, customer tables and allocator slack whatever the data; parsing a batch of landing files holds
@@ -64,7 +64,7 @@ ROW_COST = 300
 MIN_TASK_ROWS, MAX_TASK_ROWS = 50_000, 8_000_000
 MIN_BATCH, MAX_BATCH = 4 * 2**20, 64 * 2**20
 # The default: at scale 100 tasks of the 1.3M rows it allows built as fast as tasks of 2.2M (a 1 GiB limit),
-# and held 550 MiB at the peak rather than 875 MiB: within 1.5x scale 10's 400 MiB (FINDINGS).
+# and held about 580 MiB at the peak rather than 875 MiB: within 1.5x scale 10's 400 MiB (FINDINGS).
 DEFAULT_LIMIT = 768 * 2**20
 
 
