@@ -193,17 +193,6 @@ def read(store: Store, table_dir: str, at_version: int | None = None) -> pl.Data
         raise StorageError(f"cannot read {redact(uri)} at version {at_version}: {_first_line(err)}") from None
 
 
-def scan(store: Store, table_dir: str, at_version: int) -> pl.LazyFrame:
-    """The table's rows at ``at_version``, read as a query needs them (files skipped by their statistics)."""
-    import polars as pl
-
-    uri = store.table_uri(table_dir)
-    try:
-        return pl.scan_delta(uri, version=at_version, storage_options=store.table_options() or None)
-    except Exception as err:
-        raise StorageError(f"cannot read {redact(uri)} at version {at_version}: {_first_line(err)}") from None
-
-
 def history(store: Store, table_dir: str) -> list[Commit]:
     """Every commit of the table still in its log, newest first; empty where no table is.
 

@@ -250,11 +250,14 @@ class Store:
         """``path`` as deltalake names a table: s3://bucket/key, or the local folder."""
         return f"s3://{path}" if self.protocol in S3_PROTOCOLS else self.url(path)
 
-    def scan_parquet(self, paths: list[str]) -> pl.LazyFrame:
+    def scan_parquet(self, paths: Sequence[str], schema: Mapping[str, Any]) -> pl.LazyFrame:
         """Parquet files of this store as one lazy scan, in order: Polars reads them itself (from disk, or
-        from S3 as deltalake does, with ``table_options``), only the row groups and columns a query needs."""
+        from S3 as deltalake does, with ``table_options``), only the row groups and columns a query needs.
+        Without files, no rows of ``schema`` (the columns the files would hold)."""
         import polars as pl
 
+        if not paths:
+            return pl.LazyFrame(schema=dict(schema))
         local = [self.local_file(path) for path in paths]
         # Only the files' own columns: a Delta table's partition folders (day=...) name values its log holds.
         if all(found is not None for found in local):

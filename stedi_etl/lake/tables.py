@@ -303,10 +303,6 @@ class Lake:
                     raise
         raise AssertionError("unreachable")
 
-    def scan(self, table: str, pointer: Pointer) -> pl.LazyFrame:
-        """``table`` at ``pointer``'s version, lazily: a query reads only the files and columns it needs."""
-        return delta.scan(self.store, self.table_dir(table), pointer.version)
-
     def stage(
         self, table: str, frame: pl.DataFrame, run_id: str, run: dict[str, Any], fingerprint: str = ""
     ) -> Staged:
@@ -373,11 +369,7 @@ class Lake:
 
     def scan_files(self, table: str, files: Sequence[str]) -> pl.LazyFrame:
         """Files of a table's folder (a version about to be committed) as one lazy scan."""
-        if not files:
-            import polars as pl
-
-            return pl.LazyFrame(schema=table_contract(table).file_schema())
-        return self.store.scan_parquet([f"{self.table_dir(table)}/{name}" for name in files])
+        return self.store.scan_parquet(self.file_paths(table, files), table_contract(table).file_schema())
 
     def stage_days(
         self,

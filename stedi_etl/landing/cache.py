@@ -35,7 +35,6 @@ FORMAT = "stedi-etl/parsed-file/3"
 class Entry:
     """One file's parse as the cache holds it; its rows stay on the store (``ParseCache.scan``)."""
 
-    key: str
     rows: int
     rejected: list[dict[str, Any]]  # each reject's fields (landing.read.Rejected)
     path: str  # its read path: native, tolerant or mixed
@@ -79,7 +78,6 @@ class ParseCache:
                 if not isinstance(fields, dict) or fields.get("format") != FORMAT:
                     continue
                 entries[key] = Entry(
-                    key,
                     int(fields["rows"]),
                     list(fields["rejected"]),
                     str(fields["path"]),
@@ -115,15 +113,6 @@ class ParseCache:
         self.store.write_bytes(self.rows_path(key), buffer.getvalue())
         self.store.write_bytes(self.meta_path(key), json.dumps(meta).encode())
 
-    def scan(self, keys: list[str], schema: Any) -> pl.LazyFrame:
-        """The rows of ``keys``' parses, in that order, read as a query needs them (``schema``: the rows'
-        Polars schema, for a dataset without files)."""
-        import polars as pl
-
-        if not keys:
-            return pl.LazyFrame(schema=schema)
-        return self.store.scan_parquet([self.rows_path(key) for key in keys])
-
     def save(self) -> None:
         """Drop the entries of files this run did not see (its own parses are written as it reads)."""
         stale = [
@@ -144,13 +133,13 @@ def _row_counts(store: Store, paths: dict[str, str]) -> dict[str, int]:
         return {}
     keys = list(paths)
     try:
-        counts = pl.collect_all([store.scan_parquet([paths[k]]).select(pl.len()) for k in keys])
+        counts = pl.collect_all([store.scan_parquet([paths[k]], {}).select(pl.len()) for k in keys])
         return {key: int(frame.item()) for key, frame in zip(keys, counts, strict=True)}
     except Exception:  # a damaged file: count one at a time, so only it is left out
         found = {}
         for key in keys:
             try:
-                found[key] = int(store.scan_parquet([paths[key]]).select(pl.len()).collect().item())
+                found[key] = int(store.scan_parquet([paths[key]], {}).select(pl.len()).collect().item())
             except Exception:  # a damaged file: parsed again
                 continue
         return found

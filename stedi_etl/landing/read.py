@@ -131,8 +131,8 @@ class LandingRead:
     seconds: float
     days: DaySums | None = None  # the rows summed by day of ``day_column``, where it was given
     on_store: pl.LazyFrame | None = None  # the rows, where they were left in the parse cache
-    parts: tuple[str, ...] = ()  # the parse-cache entries holding them (Parquet, paths of the lake's store)
-    parts_by_day: dict[int, tuple[str, ...]] = field(default_factory=dict)  # day -> the entries with its rows
+    # Day -> the parse-cache entries holding its rows (Parquet, paths of the lake's store), where cached.
+    parts_by_day: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -220,7 +220,7 @@ def read_landing(
     def finish(path: str, parse: ParsedFile) -> _FileOutcome:
         outcome = _checked(parse, source_of[path], partial(_text_of, store, path), contract, day_column)
         if cache is not None:
-            cache.put(keys[path], outcome.frame, outcome.entry(keys[path], day_column))  # type: ignore[arg-type]
+            cache.put(keys[path], outcome.frame, outcome.entry(day_column))  # type: ignore[arg-type]
             outcome.frame = None  # its rows are in the cache now
         return outcome
 
@@ -241,7 +241,8 @@ def read_landing(
                 on_read(sum(listed[p].size for p in batch))
     ordered = [outcomes[p] for p in wanted]
     rejected = [r for outcome in ordered for r in outcome.rejected]
-    on_store = cache.scan([keys[p] for p in wanted], contract.polars_schema()) if cache else None
+    entries = [cache.rows_path(keys[p]) for p in wanted] if cache else []
+    on_store = cache.store.scan_parquet(entries, contract.polars_schema()) if cache else None
     frame = (
         contract.empty_frame()
         if on_store is not None
@@ -265,11 +266,10 @@ def read_landing(
     )
     ignored = tuple(store.url(p) for p in listed.keys() - set(wanted))
     seconds = time.perf_counter() - started
-    parts = tuple(cache.rows_path(keys[p]) for p in wanted) if cache else ()
     parts_by_day: dict[int, list[str]] = {}
-    for part, outcome in zip(parts, ordered, strict=False):
+    for entry, outcome in zip(entries, ordered, strict=False):  # no entries without a cache
         for day in outcome.days:
-            parts_by_day.setdefault(day, []).append(part)
+            parts_by_day.setdefault(day, []).append(entry)
     return LandingRead(
         dataset,
         frame,
@@ -280,7 +280,6 @@ def read_landing(
         seconds,
         days,
         on_store,
-        parts,
         {day: tuple(found) for day, found in parts_by_day.items()},
     )
 
@@ -299,11 +298,10 @@ class _FileOutcome:
     reused: bool = False
     report: ValidationReport | None = None  # the contract's checks on its rows
 
-    def entry(self, key: str, day_column: str | None) -> Entry:
+    def entry(self, day_column: str | None) -> Entry:
         from stedi_etl.landing.cache import Entry
 
         return Entry(
-            key,
             self.rows,
             [asdict(r) for r in self.rejected],
             self.path,

@@ -261,7 +261,9 @@ def run_day_task(
     step = task.step
     contract = load_contract(step.table)
     frames = {
-        name: _scan(lake, name, task.sources[name]) if name in step.partition_by else broadcast[name]
+        name: lake.store.scan_parquet(task.sources[name], load_contract(name).file_schema())
+        if name in step.partition_by
+        else broadcast[name]
         for name in step.inputs
     }
     part = task_inputs(step, frames, list(task.days))
@@ -274,14 +276,3 @@ def run_day_task(
         step.table, cut_by_day(out, list(task.days), step.partition_column), task.run_id
     )
     return DayTaskResult(written, checks, counts, out.head(0).to_arrow().schema)
-
-
-def _scan(lake: Lake, name: str, files: tuple[str, ...]) -> pl.LazyFrame:
-    """An input's Parquet files as one scan; without files, no rows of the columns its files would hold."""
-    import polars as pl
-
-    from stedi_etl.contracts import load_contract
-
-    if not files:
-        return pl.LazyFrame(schema=load_contract(name).file_schema())
-    return lake.store.scan_parquet(list(files))

@@ -258,10 +258,9 @@ class _Run:
         self.landing_results: dict[str, LandingSummary] = {}
         self.input_rows: dict[str, int] = {}  # the step at hand's inputs, for an empty table's warning
         self.caches: dict[str, ParseCache] = {}  # dataset -> the parses of its files
-        # Landing datasets and tables built by day -> the Parquet files holding their rows (a day task's
-        # description of where its readings are; an absent or empty table has none).
-        self.sources: dict[str, tuple[str, ...]] = {}
-        self.day_sources: dict[str, dict[int, tuple[str, ...]]] = {}  # the same, by day: a task's files
+        # Landing datasets and tables built by day -> each day's Parquet files holding their rows (a day
+        # task's description of where its readings are; an absent or empty table has none).
+        self.day_sources: dict[str, dict[int, tuple[str, ...]]] = {}
 
     @property
     def run_id(self) -> str:
@@ -605,8 +604,7 @@ class _Run:
         )
 
     def set_sources(self, table: str, pointer: Pointer) -> None:
-        """Where a table built by day keeps its rows: its files, and each day's."""
-        self.sources[table] = self.lake.file_paths(table, pointer.files)
+        """Where a table built by day keeps each day's rows."""
         self.day_sources[table] = {
             int(day): self.lake.file_paths(table, [record["file"]])
             for day, record in pointer.partitions.items()
@@ -614,13 +612,10 @@ class _Run:
         }
 
     def task_sources(self, name: str, days: list[int]) -> tuple[str, ...]:
-        """The files holding an input's rows on ``days``, in the input's order: a task reads only those (at
-        scale 1000 every task reading every file's footer cost 333 x 433 footers per step)."""
-        by_day = self.day_sources.get(name)
-        if by_day is None:
-            return self.sources.get(name, ())
-        wanted = {path for day in days for path in by_day.get(day, ())}
-        return tuple(path for path in self.sources.get(name, ()) if path in wanted)
+        """The files holding an input's rows on ``days`` (each once): a task reads only those, not every
+        file's footer to prune by statistics."""
+        by_day = self.day_sources.get(name, {})
+        return tuple(dict.fromkeys(path for day in days for path in by_day.get(day, ())))
 
     def relation_inputs(
         self, index: int, frames: dict[str, pl.DataFrame], frame: pl.DataFrame, staged: Staged | None
@@ -759,7 +754,6 @@ class _Run:
         report = replace(read.report, errors=read.report.errors + quarantine.errors)
         if report.ok:
             self.frames[landing_table(dataset)] = read.lazy()
-            self.sources[landing_table(dataset)] = read.parts
             self.day_sources[landing_table(dataset)] = read.parts_by_day
             if read.days is not None:
                 self.day_content[landing_table(dataset)] = digests(read.days)
