@@ -134,6 +134,22 @@ def _run_options(command: F) -> F:
         "stderr is a terminal.",
     )(command)
     command = click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help="Run the tasks on N local Dask worker processes started for the run (needs stedi-etl[dask]).",
+    )(command)
+    command = click.option(
+        "--scheduler",
+        envvar="STEDI_ETL_SCHEDULER",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="Run the tasks (parsing landing files, building days) on the Dask cluster of this scheduler; "
+        "its workers must reach the same landing and lake. This process still checks and commits. "
+        "Default: $STEDI_ETL_SCHEDULER, else in this process.",
+    )(command)
+    command = click.option(
         "--memory-limit",
         callback=_size,
         default=None,
@@ -225,6 +241,8 @@ class RunArgs:
     full_refresh: bool
     wait: float
     memory_limit: int | None
+    scheduler: str | None
+    workers: int | None
     show_progress: bool | None  # None: when stderr is a terminal
     retention_hours: float
     s3_endpoint_url: str | None
@@ -262,6 +280,8 @@ def _run(tables: tuple[str, ...] | None, args: RunArgs, *, report_path: str | No
         meter=meter,
         retention_hours=args.retention_hours,
         memory_limit=args.memory_limit,
+        scheduler=args.scheduler or None,
+        workers=args.workers,
     )
     if args.as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))

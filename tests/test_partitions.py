@@ -326,15 +326,15 @@ def test_a_day_task_and_its_result_are_small_descriptions(
     import pickle
 
     from stedi_etl.run import runner
-    from stedi_etl.run.partitions import DayTask, DayTaskResult, run_day_task
+    from stedi_etl.run.partitions import DayShared, DayTask, DayTaskResult, run_day_task
 
     seen: list[tuple[int, int]] = []
 
-    def described(task: DayTask, lake: Lake, broadcast: dict[str, object]) -> DayTaskResult:
+    def described(task: DayTask, shared: DayShared) -> DayTaskResult:
         sent = pickle.loads(pickle.dumps(task))  # what another process would get
         assert all(isinstance(path, str) for files in sent.sources.values() for path in files)
-        assert set(broadcast) <= {"customer_trusted", "customer_curated"}
-        result = run_day_task(sent, lake, broadcast)  # type: ignore[arg-type]
+        assert set(shared.broadcast) <= {"customer_trusted", "customer_curated"}
+        result = run_day_task(sent, shared)
         back = pickle.loads(pickle.dumps(result))
         seen.append((len(pickle.dumps(task)), len(pickle.dumps(result))))
         assert back.days == result.days and back.checks == result.checks

@@ -272,7 +272,7 @@ def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
     from stedi_etl.checks import rules
     from stedi_etl.checks.rules import PartCounts, RelationTally
     from stedi_etl.model.days import day_of
-    from stedi_etl.run.partitions import Budget, DayTask, DayTaskResult
+    from stedi_etl.run.partitions import Budget, DayShared, DayTask, DayTaskResult
 
     read_as: dict[str, dict[str, str]] = {}
     days_seen: dict[str, list[set[int]]] = {}
@@ -316,10 +316,10 @@ def test_rules_read_a_table_no_later_step_needs_from_its_staged_parquet(
     given: list[tuple[str, tuple[int, ...], str, str]] = []  # table, task days, input, file
     run_day_task = pipeline.run_day_task
 
-    def recorded(task: DayTask, lake: Lake, broadcast: Mapping[str, pl.DataFrame]) -> DayTaskResult:
+    def recorded(task: DayTask, shared: DayShared) -> DayTaskResult:
         for name, files in task.sources.items():
             given.extend((task.step.table, task.days, name, path) for path in files)
-        return run_day_task(task, lake, broadcast)
+        return run_day_task(task, shared)
 
     monkeypatch.setattr(pipeline, "run_day_task", recorded)
     landing = tmp_path / "landing"

@@ -231,6 +231,11 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.uri!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Another process (a Dask worker) opens the same root afresh, with its own client and credentials:
+        # a filesystem's connections are never sent. A local root goes as its absolute path.
+        return (_reopen, (self.location if self.protocol == "file" else self.uri, self.endpoint_url))
+
     def path(self, *parts: str) -> str:
         """The filesystem path of ``parts`` under the root."""
         return "/".join([self.root.rstrip("/"), *(p.strip("/") for p in parts if p)])
@@ -570,6 +575,10 @@ def _possible_etags(data: bytes, etag: str) -> set[str]:
 def is_hidden(relative: str) -> bool:
     """Spark and Athena skip names starting with "." or "_"; so does stedi-etl."""
     return any(part.startswith((".", "_")) for part in relative.strip("/").split("/") if part)
+
+
+def _reopen(uri: str, endpoint_url: str | None) -> Store:
+    return Store(uri, endpoint_url=endpoint_url)
 
 
 def open_store(uri: str, *, endpoint_url: str | None = None) -> Store:

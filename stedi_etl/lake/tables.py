@@ -168,6 +168,9 @@ class Lake:
         self.as_of = as_of  # a run id or an ISO time: every read sees the snapshot then current
         self._held: Snapshot | None = None  # see held()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Lake, (self.store, self.as_of))  # what another process needs: where, and as of when
+
     @classmethod
     def of(cls, lake: Lake | str, endpoint_url: str | None = None, *, as_of: str | None = None) -> Lake:
         """``lake`` itself, or the lake at a root URI (as it was ``as_of`` a run or a time): a command opens

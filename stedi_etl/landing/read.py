@@ -178,6 +178,8 @@ def read_landing(
     day_column: str | None = None,
     batch_bytes: int = BATCH_BYTES,
     rows_at_once: int = CHECK_ROWS,
+    executor: Any = None,
+    on_task: Callable[[Any], None] | None = None,
 ) -> LandingRead:
     """Read every file under ``<root>/<dataset>/landing/`` (recursively) of ``store``.
 
@@ -189,7 +191,9 @@ def read_landing(
     by batch, and the rows are left there (``LandingRead.lazy``). With ``day_column``, each file's rows
     are also summed by day of that column (``LandingRead.days``), the sums kept with its parse. Files are
     parsed in batches of about ``batch_bytes`` (a larger file alone); rules relating rows to each other are
-    checked a day at a time where they can be, on about ``rows_at_once`` rows at once.
+    checked a day at a time where they can be, on about ``rows_at_once`` rows at once. ``executor``
+    (run/executors.py; None: this process) runs the batches' parses, each ``Done`` told to ``on_task``;
+    off this process they need ``cache``, where their rows go.
     """
     import polars as pl
 
@@ -217,26 +221,32 @@ def read_landing(
         if keys.get(path) in reused
     }
 
-    def finish(path: str, parse: ParsedFile) -> _FileOutcome:
-        outcome = _checked(parse, source_of[path], partial(_text_of, store, path), contract, day_column)
-        if cache is not None:
-            cache.put(keys[path], outcome.frame, outcome.entry(day_column))  # type: ignore[arg-type]
-            outcome.frame = None  # its rows are in the cache now
-        return outcome
-
-    # The files' bytes are held one batch at a time, not the whole dataset's (1 GB at scale 100). A parse
-    # is finished (row rules, day sums, its cache entry) file by file on every core: Polars works on
-    # such small frames mostly in the calling thread, and releases the GIL while it does.
-    with buffers_reused(batch_bytes), ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        to_parse = [p for p in wanted if p not in outcomes]
-        if on_read is not None:
-            on_read(sum(listed[p].size for p in wanted if p not in to_parse))
-        for batch in _batches(to_parse, listed, batch_bytes):
-            texts = _texts(store, batch)
-            parsed = parse_files(texts, [source_of[p] for p in batch], contract)
-            del texts
-            outcomes.update(zip(batch, pool.map(finish, batch, parsed), strict=True))
-            del parsed
+    # The files' bytes are held one batch at a time, not the whole dataset's (1 GB at scale 100). Each batch
+    # is a task (``parse_batch``): in this process one after another, or on a cluster's workers, in
+    # batches small enough that every worker has some.
+    to_parse = [p for p in wanted if p not in outcomes]
+    if on_read is not None:
+        on_read(sum(listed[p].size for p in wanted if p not in to_parse))
+    slots = executor.slots if executor is not None else 1
+    task_bytes = batch_bytes
+    if slots > 1:
+        task_bytes = min(batch_bytes, max(sum(listed[p].size for p in to_parse) // (2 * slots), 1))
+    batches = [
+        ParseTask(dataset, tuple(batch), tuple(keys[p] for p in batch) if cache else (), day_column)
+        for batch in _batches(to_parse, listed, task_bytes)
+    ]
+    shared = ParseShared(store, cache)
+    with buffers_reused(batch_bytes):
+        done_each = (
+            executor.map(parse_batch, batches, shared)
+            if executor is not None
+            else (_Parsed(i, parse_batch(task, shared)) for i, task in enumerate(batches))
+        )
+        for done in done_each:
+            batch = batches[done.index].paths
+            outcomes.update(zip(batch, done.result, strict=True))
+            if on_task is not None:
+                on_task(done)
             if on_read is not None:
                 on_read(sum(listed[p].size for p in batch))
     ordered = [outcomes[p] for p in wanted]
@@ -282,6 +292,57 @@ def read_landing(
         on_store,
         {day: tuple(found) for day, found in parts_by_day.items()},
     )
+
+
+@dataclass(frozen=True)
+class ParseTask:
+    """A batch of a dataset's landing files to parse, as a description another process can run
+    (``parse_batch``): their paths in the landing store and, with a parse cache, their entries' keys."""
+
+    dataset: str
+    paths: tuple[str, ...]
+    keys: tuple[str, ...]  # one per path; empty without a cache
+    day_column: str | None
+
+
+@dataclass(frozen=True)
+class ParseShared:
+    """What every parse task of a dataset needs: the landing store, and the parse cache its rows go to."""
+
+    landing: Store
+    cache: ParseCache | None
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    index: int
+    result: list[_FileOutcome]
+
+
+def parse_batch(task: ParseTask, shared: ParseShared) -> list[_FileOutcome]:
+    """Read and parse a batch of files, check each file's rows against the row rules and sum them by day.
+    With a cache, each file's parse is written to it and its outcome goes back without rows."""
+    store, cache = shared.landing, shared.cache
+    contract = landing_contract(task.dataset)
+    sources = [store.url(p) for p in task.paths]
+    texts = _texts(store, list(task.paths))
+    parsed = parse_files(texts, sources, contract)
+    del texts
+
+    def finish(index: int) -> _FileOutcome:
+        path = task.paths[index]
+        outcome = _checked(
+            parsed[index], sources[index], partial(_text_of, store, path), contract, task.day_column
+        )
+        if cache is not None:
+            cache.put(task.keys[index], outcome.frame, outcome.entry(task.day_column))  # type: ignore[arg-type]
+            outcome.frame = None  # its rows are in the cache now
+        return outcome
+
+    # A parse is finished (row rules, day sums, its cache entry) file by file on every core: Polars works
+    # on such small frames mostly in the calling thread, and releases the GIL while it does.
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        return list(pool.map(finish, range(len(task.paths))))
 
 
 @dataclass

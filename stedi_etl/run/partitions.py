@@ -29,6 +29,7 @@ __all__ = [
     "DAY_MS",
     "NO_TIME",
     "Budget",
+    "DayShared",
     "DayTask",
     "DayTaskResult",
     "added_rows",
@@ -249,15 +250,23 @@ class DayTaskResult:
     schema: Any
 
 
-def run_day_task(
-    task: DayTask, lake: Lake, broadcast: Mapping[str, pl.DataFrame | pl.LazyFrame]
-) -> DayTaskResult:
+@dataclass(frozen=True)
+class DayShared:
+    """What every task of a table built by day shares: the lake, and the step's other inputs (the customer
+    tables, sent to each worker once)."""
+
+    lake: Lake
+    broadcast: Mapping[str, pl.DataFrame | pl.LazyFrame]
+
+
+def run_day_task(task: DayTask, shared: DayShared) -> DayTaskResult:
     """Read a task's days of its readings, build them with the step's own transform, derive the table's
     partition column, check the rows and the rules between tables, and write each day's file."""
     from stedi_etl.checks.rules import RelationTally, check_rows, failure_cases
     from stedi_etl.contracts import load_contract
     from stedi_etl.model.days import day_date
 
+    lake, broadcast = shared.lake, shared.broadcast
     step = task.step
     contract = load_contract(step.table)
     frames = {

@@ -90,6 +90,9 @@ class RunResult:
     landing_source: str = "given"  # given (--landing), recorded (the lake's own) or sample (a new lake)
     landing_changed_from: str | None = None  # the landing the lake was built from, where this is another
     budget: dict[str, Any] = field(default_factory=dict)  # the memory limit and the work sizes it gave
+    # Where the tasks ran (this process, or a Dask cluster and the workers that ran some) and each task.
+    executor: dict[str, Any] = field(default_factory=dict)
+    tasks: tuple[dict[str, Any], ...] = ()
     stedi_etl_version: str = __version__
     format: str = MANIFEST_FORMAT
 

@@ -30,14 +30,26 @@ from stedi_etl.errors import StediError, UsageError
 from stedi_etl.lake.delta import DEFAULT_RETENTION_HOURS
 from stedi_etl.lake.lock import LakeLock, acquire
 from stedi_etl.lake.storage import FileInfo, Store, is_hidden, open_store
-from stedi_etl.lake.tables import Lake, LandingChoice, Pointer, Staged, choose_landing, elapsed, new_run_id
+from stedi_etl.lake.tables import (
+    Lake,
+    LandingChoice,
+    Pointer,
+    Staged,
+    choose_landing,
+    day_label,
+    elapsed,
+    new_run_id,
+)
 from stedi_etl.landing.cache import ParseCache
 from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing
 from stedi_etl.model.days import digests
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
+from stedi_etl.run.executors import IN_PROCESS, Done, Executor, open_executor
 from stedi_etl.run.partitions import (
     Budget,
+    DayShared,
     DayTask,
+    DayTaskResult,
     added_rows,
     budget,
     day_digests,
@@ -108,6 +120,8 @@ def run(
     meter: Meter = NO_METER,
     retention_hours: float = DEFAULT_RETENTION_HOURS,
     memory_limit: int | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> RunResult:
     """Read the landing zone, build and check every planned table that is out of date, then publish.
 
@@ -124,7 +138,10 @@ def run(
     is told each step in words; ``meter`` counts the bytes read and the tables built (a progress display).
     Files a table no longer needs are vacuumed once older than ``retention_hours``: earlier versions stay
     readable that long. ``memory_limit`` (bytes; default: run/partitions.py ``budget``) sizes the batches
-    of landing files parsed and the tasks of days built at once.
+    of landing files parsed and the tasks of days built at once. The tasks (parsing batches of landing
+    files, building tasks of days) run in this process, or on the Dask cluster whose scheduler is at
+    ``scheduler``, or on ``workers`` local Dask worker processes started for the run (run/executors.py);
+    the checks and commits are this process's either way.
     """
     options = options or RunOptions()
     say = progress or (lambda _message: None)
@@ -137,15 +154,19 @@ def run(
     choice = choose_landing(the_lake, landing)
     landing_store = open_store(choice.uri, endpoint_url=endpoint_url)
     listings = require_landing(landing_store, datasets)
-    run_id = new_run_id()
-    lock = acquire(the_lake.store, the_lake.meta_path("lock"), run_id, wait=wait, lake=the_lake.uri)
+    executor = open_executor(scheduler, workers)
     try:
-        return _Run(
-            run_id, landing_store, listings, the_lake, steps, options, full_refresh, say, lock, choice, meter,
-            budget(memory_limit),
-        ).go(retention_hours)  # fmt: skip
+        run_id = new_run_id()
+        lock = acquire(the_lake.store, the_lake.meta_path("lock"), run_id, wait=wait, lake=the_lake.uri)
+        try:
+            return _Run(
+                run_id, landing_store, listings, the_lake, steps, options, full_refresh, say, lock, choice,
+                meter, budget(memory_limit), executor,
+            ).go(retention_hours)  # fmt: skip
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        executor.close()
 
 
 def landing_inputs(store: Store, dataset: str, listed: dict[str, FileInfo]) -> tuple[dict[str, Any], ...]:
@@ -208,6 +229,7 @@ class _Run:
         landing_choice: LandingChoice,
         meter: Meter,
         the_budget: Budget,
+        executor: Executor,
     ) -> None:
         self.started = time.perf_counter()
         self.landing_store = landing_store
@@ -236,8 +258,11 @@ class _Run:
             landing_source=landing_choice.source,
             landing_changed_from=landing_choice.changed_from,
             budget=the_budget.to_dict(),
+            executor=executor.describe(),
         )
         self.budget = the_budget
+        self.executor = executor
+        self.task_records: list[dict[str, Any]] = []  # each task run: what, and on which worker
         self.run_info = {"run_id": run_id, "landing": landing_store.uri, "options": asdict(options)}
         self.reads: dict[str, LandingRead] = {}
         # Landing frames that passed, tables built or read back (one built by day: a lazy scan of its days).
@@ -269,7 +294,13 @@ class _Run:
     def gather(self) -> None:
         """Bring what the run has read and how long it has taken into its result."""
         landing = tuple(self.landing_results[d] for d in self.datasets if d in self.landing_results)
-        self.result = replace(self.result, landing_results=landing, seconds=elapsed(self.started))
+        self.result = replace(
+            self.result,
+            landing_results=landing,
+            seconds=elapsed(self.started),
+            executor=self.executor.describe(),
+            tasks=tuple(self.task_records),
+        )
 
     def record(self, **changes: Any) -> None:
         """Rewrite the run's manifest with what is known now (each write replaces it whole)."""
@@ -560,14 +591,37 @@ class _Run:
         written: dict[int, dict[str, Any]] = {}
         schema = None
         broadcast = {name: frames[name] for name in step.inputs if name not in step.partition_by}
-        for group in tasks(to_build, self.budget.task_rows):
-            sources = {name: self.task_sources(name, group) for name in step.partition_by}
-            task = DayTask(step, tuple(group), sources, keywords, waive, self.run_id)
-            done = run_day_task(task, self.lake, broadcast)
-            schema = schema or done.schema
-            checked.append(done.checks)
-            tally.merge(done.counts)
-            written |= done.days
+        if self.executor.kind != IN_PROCESS:  # sent to the workers: read here once, not scanned there
+            broadcast = {name: frame.lazy().collect() for name, frame in broadcast.items()}
+        day_tasks = [
+            DayTask(
+                step,
+                tuple(group),
+                {name: self.task_sources(name, group) for name in step.partition_by},
+                keywords,
+                waive,
+                self.run_id,
+            )
+            for group in tasks(to_build, self.budget.task_rows)
+        ]
+        finished: dict[int, DayTaskResult] = {}
+        for done in self.executor.map(run_day_task, day_tasks, DayShared(self.lake, broadcast)):
+            finished[done.index] = done.result
+            group = day_tasks[done.index].days
+            self.task_done(
+                "days",
+                step.table,
+                done,
+                days=len(group),
+                first=day_label(group[0]),
+                last=day_label(group[-1]),
+            )
+        for position in range(len(day_tasks)):  # merged in the tasks' order, wherever each ran
+            result = finished[position]
+            schema = schema or result.schema
+            checked.append(result.checks)
+            tally.merge(result.counts)
+            written |= result.days
         report = tally.into(merged_report(checked, contract))
         empty = {"file": None, "rows": 0, "size": 0, "stats": "", "content": "empty"}
         kept |= {day: dict(empty) for day in to_build if day not in written}
@@ -601,6 +655,12 @@ class _Run:
         self.say(
             f"{step.table}: {total} rows; {plural(len(to_build), 'day')} built, {kept_days} kept "
             f"({outcome.seconds:.2f}s)"
+        )
+
+    def task_done(self, kind: str, name: str, done: Done, **what: Any) -> None:
+        """Record a finished task: what it did and the worker that ran it."""
+        self.task_records.append(
+            {"kind": kind, "name": name, **what, "worker": done.worker, "seconds": round(done.seconds, 4)}
         )
 
     def set_sources(self, table: str, pointer: Pointer) -> None:
@@ -744,6 +804,8 @@ class _Run:
                 day_column=self.day_columns.get(dataset),
                 batch_bytes=self.budget.landing_batch_bytes,
                 rows_at_once=self.budget.task_rows,
+                executor=self.executor,
+                on_task=lambda done: self.task_done("parse", dataset, done, files=len(done.result)),
             )
         finally:
             self.meter.finish(task)
