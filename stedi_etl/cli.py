@@ -314,6 +314,13 @@ def render_run(result: Any) -> str:
         )
     if result.took_over_from:
         lines.append(f"took over the lock of run {result.took_over_from}, which ended without releasing it")
+    executor = result.executor
+    if executor.get("kind") == "dask":
+        where = "local workers" if executor.get("local") else f"the cluster at {executor['scheduler']}"
+        lines.append(
+            f"tasks: {plural(len(result.tasks), 'task')} on {where}, "
+            f"{plural(len(executor['workers']), 'worker')} ran some"
+        )
     lines.append("")
     lines.append(f"{'landing':<28}{'files':>6}{'rows':>10}{'quarantined':>13}{'seconds':>9}")
     for s in result.landing_results:

@@ -7,6 +7,7 @@ stores (moto's S3 server, or this machine's disk), and one of them is killed wit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -131,6 +132,18 @@ class KillAtFirstDayTask(WorkerPlugin):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class KillSchedulerAtFirstDayTask(WorkerPlugin):
+    """SIGKILLs the scheduler (process ``pid``) as a worker starts the run's first task of days."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def transition(self, key: object, start: str, finish: str, **kwargs: object) -> None:
+        if finish == "executing" and str(key).startswith("run_day_task"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
 def cli(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
@@ -194,6 +207,31 @@ def test_a_worker_killed_mid_run_has_its_task_run_again_and_the_lake_is_right(
     assert all(got[name].equals(expected[name]) for name in TABLES)
     code, out, _ = cli("validate", "--lake", str(lake), "--json")
     assert code == 0, out
+
+
+def test_a_scheduler_lost_mid_run_fails_the_run_in_one_line_and_publishes_nothing(
+    cluster: Cluster, starter: Path, tmp_path: Path
+) -> None:
+    with cluster.client() as client:
+        client.register_plugin(KillSchedulerAtFirstDayTask(cluster.scheduler.pid), name="kill-the-scheduler")
+    lake = tmp_path / "lake"
+    started = time.monotonic()
+    code, _out, err = cli(
+        "run-all", "--landing", str(starter), "--lake", str(lake), "--scheduler", cluster.address
+    )
+    assert time.monotonic() - started < 60
+    assert code == 1
+    assert cluster.scheduler.wait(timeout=10) == -signal.SIGKILL
+    errors = [
+        line for line in err.splitlines() if not line.startswith("[")
+    ]  # progress lines start "[ 0.12s]"
+    lost = "cancelled a run_day_task task: scheduler-connection-lost"
+    assert errors == [f"error: the Dask cluster at {cluster.address} {lost}"]
+    code, out, _ = cli("runs", "--lake", str(lake), "--json")
+    assert code == 0
+    [recorded] = json.loads(out)["runs"]
+    assert recorded["status"] == "failed"
+    assert not Lake.of(str(lake)).tables()  # nothing was committed
 
 
 def test_a_task_failing_for_a_data_reason_fails_the_run_with_the_same_line_as_in_process(
@@ -261,9 +299,13 @@ def test_the_scheduler_comes_from_the_environment(
     monkeypatch: pytest.MonkeyPatch, cluster: Cluster, starter: Path, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("STEDI_ETL_SCHEDULER", cluster.address)
-    code, out, err = cli("run-all", "--landing", str(starter), "--lake", str(tmp_path), "--json")
+    code, out, err = cli("run-all", "--landing", str(starter), "--lake", str(tmp_path / "a"), "--json")
     assert code == 0, err
     assert json.loads(out)["executor"]["scheduler"] == cluster.address
+    code, out, err = cli("run-all", "--landing", str(starter), "--lake", str(tmp_path / "b"))
+    assert code == 0, err
+    [line] = [line for line in out.splitlines() if line.startswith("tasks:")]
+    assert line.startswith("tasks: 12 tasks on the cluster at " + cluster.address)
 
 
 def test_local_workers_started_for_the_run_build_the_same_lake(starter: Path, tmp_path: Path) -> None:

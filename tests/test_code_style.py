@@ -37,5 +37,5 @@ def test_ci_runs_the_readmes_test_command_word_for_word() -> None:
 
 def test_the_setup_script_installs_the_browser_the_report_tests_need() -> None:
     script = (REPO / "scripts" / "setup-tests").read_text()
-    assert "-e '.[test]'" in script
+    assert "-e '.[test,dask]'" in script  # tests/test_cluster.py needs Dask
     assert "apt-get install" in script and "chromium" in script

@@ -577,10 +577,11 @@ def is_hidden(relative: str) -> bool:
     return any(part.startswith((".", "_")) for part in relative.strip("/").split("/") if part)
 
 
-def _reopen(uri: str, endpoint_url: str | None) -> Store:
-    return Store(uri, endpoint_url=endpoint_url)
-
-
 def open_store(uri: str, *, endpoint_url: str | None = None) -> Store:
     """The one place a root URI becomes a Store: commands open each root once and pass it down."""
     return Store(uri, endpoint_url=endpoint_url)
+
+
+def _reopen(uri: str, endpoint_url: str | None) -> Store:
+    """A Store unpickled in another process (Store.__reduce__)."""
+    return open_store(uri, endpoint_url=endpoint_url)

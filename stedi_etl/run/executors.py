@@ -14,6 +14,7 @@ task is back, so a repeated task changes nothing.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -166,7 +167,11 @@ class DaskCluster:
                         "running out of memory?"
                     ) from None
                 except distributed.client.FutureCancelledError as err:
-                    raise ExecutorError(f"the Dask cluster cancelled a {name} task: {err}") from None
+                    # Its reason, as Dask gives it (scheduler-connection-lost, ...): the first line says it.
+                    reason = str(getattr(err, "reason", "") or err).splitlines()[0]
+                    raise ExecutorError(
+                        f"the Dask cluster at {self.scheduler} cancelled a {name} task: {reason}"
+                    ) from None
                 self.workers_seen.add(worker)
                 yield Done(index_of[future.key], result, worker, seconds)
         finally:
@@ -187,10 +192,15 @@ class DaskCluster:
 
 
 def _distributed() -> Any:
+    import logging
+
     try:
         import distributed
     except ImportError:
         raise UsageError(f"running on a Dask cluster needs Dask: {INSTALL_HINT}") from None
+    if not os.environ.get("STEDI_ETL_DEBUG"):
+        # Dask logs a lost connection's tracebacks itself; the run reports each failure in one line.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
     return distributed
 
 
