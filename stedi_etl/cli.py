@@ -7,6 +7,7 @@ Only click is imported at start-up; a command imports the library it needs when 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -31,14 +32,30 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+class _StderrWarnings(logging.Handler):
+    """What the library logs at WARNING and above (an S3 request being retried), one line each on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from stedi_etl.lake.storage import redact
+
+        click.echo(f"warning: {redact(record.getMessage())}", err=True)
+
+
 def _reports_errors(command: F) -> F:
     """Turn library errors into one line and an exit code; keep tracebacks for STEDI_ETL_DEBUG=1."""
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import logging
+
         from stedi_etl.errors import StediError
         from stedi_etl.lake.storage import redact
 
+        warnings = _StderrWarnings()
+        logging.getLogger("stedi_etl").addHandler(warnings)
         try:
             return command(*args, **kwargs)
         except StediError as err:
@@ -54,6 +71,8 @@ def _reports_errors(command: F) -> F:
             _fail(
                 f"unexpected {type(err).__name__}: {redact(first)} (STEDI_ETL_DEBUG=1 shows the traceback)", 1
             )
+        finally:
+            logging.getLogger("stedi_etl").removeHandler(warnings)
 
     return wrapper  # type: ignore[return-value]
 

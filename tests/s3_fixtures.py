@@ -117,6 +117,50 @@ def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: py
     return store
 
 
+# --- an endpoint that accepts connections and never answers ----------------------------------------------
+
+
+@dataclass
+class SilentEndpoint:
+    """A TCP server on loopback that accepts every connection and never sends a byte."""
+
+    port: int = 0
+    held: list[socket.socket] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+
+        def accept() -> None:
+            while True:
+                try:
+                    connection, _ = self._server.accept()
+                except OSError:
+                    return  # closed
+                self.held.append(connection)
+
+        threading.Thread(target=accept, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.close()
+        for connection in self.held:
+            connection.close()
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[SilentEndpoint]:
+    endpoint = SilentEndpoint()
+    endpoint.start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
 # --- the fault-injecting proxy ------------------------------------------------------------------------------
 
 _FAULTS = {
@@ -149,7 +193,11 @@ class FaultProxy:
     remaining: int | None = 0
     matches: Callable[[str, str], bool] = lambda _method, _path: True
     seen: list[tuple[str, str, int]] = field(default_factory=list)
+    # Requests this matches are read and never answered (an endpoint that stalls), until the proxy stops.
+    stalls: Callable[[str, str], bool] = lambda _method, _path: False
+    stalled: list[tuple[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def endpoint(self) -> str:
@@ -197,6 +245,11 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self._body()  # read even when failing, so the connection stays usable
+                if proxy.stalls(self.command, self.path):
+                    proxy.stalled.append((self.command, self.path))
+                    proxy._stopping.wait()
+                    self.close_connection = True
+                    return
                 if proxy._should_fail(self.command, self.path):
                     status, message = _FAULTS[proxy.code]
                     proxy.seen.append((self.command, self.path, status))
@@ -242,6 +295,7 @@ class FaultProxy:
         self._thread.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 

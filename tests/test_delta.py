@@ -148,7 +148,7 @@ def test_on_s3_both_versions_read_back_through_plain_delta_readers(s3: object) -
     assert publish(store, table_dir, FIRST, "run-1") == 0
     assert publish(store, table_dir, SECOND, "run-2") == 1
     location = s3.uri("lake", "step_trainer", "curated")
-    options = store.table_options()
+    options = store.polars_options()
     assert options["AWS_ENDPOINT_URL"] == s3.endpoint and options["AWS_ALLOW_HTTP"] == "true"
     assert rows(pl.scan_delta(location, storage_options=options).collect()) == rows(SECOND)
     assert rows(pl.scan_delta(location, version=0, storage_options=options).collect()) == rows(FIRST)

@@ -495,7 +495,7 @@ def test_two_runs_on_s3_leave_both_versions_readable_by_plain_delta_readers(s3: 
     lake = s3.uri("lake")
     assert run(landed, lake, endpoint_url=s3.endpoint).ok
     assert run(landed, lake, endpoint_url=s3.endpoint, options=RunOptions(ml_join="timestamp")).ok
-    options = Store(lake, endpoint_url=s3.endpoint).table_options()
+    options = Store(lake, endpoint_url=s3.endpoint).polars_options()
     where = s3.uri("lake", "step_trainer", "curated")
     latest = pl.scan_delta(where, storage_options=options).select(pl.len()).collect().item()
     first = pl.scan_delta(where, version=0, storage_options=options).select(pl.len()).collect().item()

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from stedi_etl.errors import LakeError, StorageError
-from stedi_etl.lake.storage import Store, redact
+from stedi_etl.lake.storage import S3_PROTOCOLS, TIMEOUT_ENV, Store, redact
 
 if TYPE_CHECKING:
     import polars as pl
@@ -161,7 +161,7 @@ def commit(
     except LakeError:
         raise
     except Exception as err:
-        raise StorageError(f"cannot commit {redact(uri)}: {_first_line(err)}") from None
+        raise StorageError(f"cannot commit {redact(uri)}: {_first_line(err, store)}") from None
 
 
 def partition_columns(store: Store, table_dir: str, at_version: int) -> list[str]:
@@ -173,7 +173,7 @@ def partition_columns(store: Store, table_dir: str, at_version: int) -> list[str
         table = DeltaTable(uri, version=at_version, storage_options=store.table_options())
         return list(table.metadata().partition_columns)
     except Exception as err:
-        raise StorageError(f"cannot read {redact(uri)}: {_first_line(err)}") from None
+        raise StorageError(f"cannot read {redact(uri)}: {_first_line(err, store)}") from None
 
 
 def version(store: Store, table_dir: str) -> int | None:
@@ -188,9 +188,11 @@ def read(store: Store, table_dir: str, at_version: int | None = None) -> pl.Data
 
     uri = store.table_uri(table_dir)
     try:
-        return pl.read_delta(uri, version=at_version, storage_options=store.table_options() or None)
+        return pl.read_delta(uri, version=at_version, storage_options=store.polars_options() or None)
     except Exception as err:
-        raise StorageError(f"cannot read {redact(uri)} at version {at_version}: {_first_line(err)}") from None
+        raise StorageError(
+            f"cannot read {redact(uri)} at version {at_version}: {_first_line(err, store)}"
+        ) from None
 
 
 def history(store: Store, table_dir: str) -> list[Commit]:
@@ -315,7 +317,7 @@ def vacuum(store: Store, table_dir: str, retention_hours: float = DEFAULT_RETENT
         )
     except Exception as err:
         raise StorageError(
-            f"cannot vacuum {redact(store.table_uri(table_dir))}: {_first_line(err)}"
+            f"cannot vacuum {redact(store.table_uri(table_dir))}: {_first_line(err, store)}"
         ) from None
 
 
@@ -329,13 +331,19 @@ def _open(store: Store, table_dir: str) -> Any:
     except TableNotFoundError:
         return None
     except Exception as err:
-        raise StorageError(f"cannot open {redact(uri)}: {_first_line(err)}") from None
+        raise StorageError(f"cannot open {redact(uri)}: {_first_line(err, store)}") from None
 
 
-def _first_line(err: BaseException) -> str:
+def _first_line(err: BaseException, store: Store | None = None) -> str:
     """deltalake's error as one line: the S3 error code and message where its cause chain has them (as
-    s3fs's errors say them), else its first line."""
+    s3fs's errors say them), the endpoint that did not answer (object_store's own deadline), else its
+    first line."""
     text = redact(str(err)).strip()
+    if store is not None and store.protocol in S3_PROTOCOLS:
+        if "connection refused" in text.lower():
+            return f"cannot connect to {store.endpoint}"
+        if any(sign in text for sign in ("timed out", "error sending request", "operation timed out")):
+            return f"no answer from {store.endpoint} within {store.fs.deadline():g} s ({TIMEOUT_ENV})"
     code = re.search(r"<Code>(\w+)</Code>", text)
     if code:
         message = re.search(r"<Message>([^<]*)</Message>", text)

@@ -13,6 +13,15 @@ Transient S3 errors are retried with exponential backoff, as measured against a 
   attempts: a persistent SlowDown took 25 requests and about 40 s to report.
 What still fails becomes a StorageError naming the object (s3://bucket/key), in one line, with anything
 secret-looking removed from the message.
+
+Every S3 operation has a deadline, retries included: STEDI_ETL_S3_TIMEOUT seconds (60 by default). An
+endpoint that accepts connections and never answers made PUTs (conditional ones too) wait forever, and GETs
+and listings 160-340 s, under botocore's own settings; now each gives up at the deadline, naming the
+operation, the object and the endpoint. Each request also has botocore deadlines short enough for a retry
+within the operation's (connect 5 s, read a third of the deadline), and deltalake's and Polars' own S3
+client get the same bounds. Once an operation on a store has hit its deadline, the store's later operations
+(recording the failure, releasing the lock) get a short one, so a run on a dead store ends soon after its
+first timeout. Each retry is told to the "stedi_etl" logger (the CLI prints it on stderr).
 """
 
 from __future__ import annotations
@@ -20,8 +29,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stedi_etl.errors import StorageError
+from stedi_etl.errors import StorageError, UsageError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -37,9 +48,49 @@ if TYPE_CHECKING:
 S3_PROTOCOLS = ("s3", "s3a")
 S3_CALL_ATTEMPTS = 2  # s3fs's retries around botocore's (see above)
 _CONCURRENT_WRITES = 16
-# deltalake's deadlines per S3 request (its own client, object_store; botocore's come from the AWS chain).
-_TABLE_TIMEOUT_S = 60
-_TABLE_CONNECT_TIMEOUT_S = 10
+TIMEOUT_ENV = "STEDI_ETL_S3_TIMEOUT"
+DEFAULT_TIMEOUT_S = 60.0  # an S3 operation's deadline, retries included
+_CONNECT_TIMEOUT_S = 5
+_AFTER_TIMEOUT_S = 5.0  # the deadline of a store's operations once one has timed out
+_BLOCKING = frozenset(
+    {"exists", "isdir", "isfile", "find", "ls", "info", "cat_file", "cat_ranges", "pipe_file", "rm"}
+    | {"call_s3"}
+)
+_log = logging.getLogger("stedi_etl.storage")
+
+
+def operation_timeout() -> float:
+    """The deadline of one S3 operation, retries included: STEDI_ETL_S3_TIMEOUT seconds, else 60."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < 86_400:
+        raise UsageError(f"{TIMEOUT_ENV}={text!r} is not a number of seconds (for example 60)")
+    return seconds
+
+
+class _Deadlined:
+    """An s3fs filesystem whose blocking calls each give up after the store's deadline (fsspec's own
+    ``timeout``, which bounds the whole call: its requests and botocore's and s3fs's retries)."""
+
+    def __init__(self, fs: Any, seconds: float) -> None:
+        self._fs = fs
+        self.seconds = seconds
+        self.timed_out = False
+
+    def deadline(self) -> float:
+        return min(self.seconds, _AFTER_TIMEOUT_S) if self.timed_out else self.seconds
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._fs, name)
+        if name not in _BLOCKING:
+            return found
+        return functools.partial(found, timeout=self.deadline())
+
 
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ACCESS_KEY_ID")
 _SECRET_PATTERNS = (
@@ -86,12 +137,15 @@ def _aws_environment() -> tuple[tuple[str, str], ...]:
 
 
 @functools.lru_cache(maxsize=8)
-def _s3_filesystem(endpoint_url: str | None, environment: tuple[tuple[str, str], ...], pid: int) -> Any:
+def _s3_filesystem(
+    endpoint_url: str | None, environment: tuple[tuple[str, str], ...], pid: int, deadline: float
+) -> Any:
     """One s3fs filesystem per endpoint, AWS environment and process.
 
     Building a client costs more than a whole small run's requests (service models, credential chain), so
-    the Stores of a process share one; ``environment`` and ``pid`` are in the key so a changed AWS_*
-    variable or a forked child gets a client of its own. Listings are never cached: a run must see its own
+    the Stores of a process share one; ``environment``, ``pid`` and ``deadline`` are in the key so a
+    changed AWS_* variable or deadline, or a forked child, gets a client of its own. Listings are never
+    cached: a run must see its own
     writes and a server reset between tests.
     """
     import s3fs
@@ -109,7 +163,40 @@ def _s3_filesystem(endpoint_url: str | None, environment: tuple[tuple[str, str],
     fs = s3fs.S3FileSystem(**options)
     fs.retries = S3_CALL_ATTEMPTS  # a class attribute: the constructor hands unknown options to botocore
     _remember_credentials(fs)
+    client = getattr(fs, "s3", None)  # made by _remember_credentials; absent without usable credentials
+    if client is not None:
+        client.meta.events.register("needs-retry.s3", _note_retry)
     return fs
+
+
+def _note_retry(
+    attempts: int = 0,
+    response: Any = None,
+    caught_exception: BaseException | None = None,
+    operation: Any = None,
+    request_dict: Mapping[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    """Tell the "stedi_etl" logger of a failed S3 request botocore may retry (a handler of its needs-retry
+    event that decides nothing: botocore's own handler does)."""
+    if caught_exception is not None:
+        reason = _reason(caught_exception)
+    elif response is not None and getattr(response[0], "status_code", 200) >= 500:
+        reason = f"HTTP {response[0].status_code}"
+    else:
+        return None
+    name = getattr(operation, "name", "request")
+    url = redact(str((request_dict or {}).get("url", "")).split("?", 1)[0])
+    # One line per operation and few seconds: a stalled batch of a hundred files is one warning, not 200.
+    now = time.monotonic()
+    if now - _last_warned.get(name, -_WARN_EVERY_S) >= _WARN_EVERY_S:
+        _last_warned[name] = now
+        _log.warning("S3 %s %s failed (%s) on attempt %d; retrying", name, url, reason, attempts)
+    return None
+
+
+_WARN_EVERY_S = 5.0
+_last_warned: dict[str, float] = {}
 
 
 # botocore options stedi-etl chooses where the AWS configuration (environment or profile) leaves them unset.
@@ -119,22 +206,25 @@ _CHECKSUM_OPTIONS = {
 }
 
 
-def _client_defaults(session: Any, endpoint_url: str | None) -> dict[str, str]:
-    """Checksums only where an operation requires them, for an endpoint other than AWS's own.
+def _client_defaults(session: Any, endpoint_url: str | None) -> dict[str, Any]:
+    """botocore's deadlines per request (connect 5 s, read a third of the operation's deadline, so a
+    stalled request is retried within it); and checksums only where an operation requires them, for an
+    endpoint other than AWS's own.
 
     Since 1.36 botocore adds a CRC32 to every upload and checks one on every download by default; several
     S3-compatible stores (older MinIO, Ceph, R2) reject those uploads. AWS's own endpoints keep botocore's
     default, and any setting of the AWS configuration (AWS_REQUEST_CHECKSUM_CALCULATION,
     AWS_RESPONSE_CHECKSUM_VALIDATION or the profile's) wins.
     """
+    deadlines = {"connect_timeout": _CONNECT_TIMEOUT_S, "read_timeout": max(operation_timeout() / 3, 1.0)}
     custom = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if not custom:
-        return {}
+        return deadlines
     try:
         profile = session.get_scoped_config()
     except Exception:
         profile = {}  # a missing profile is reported by the first request, naming the object
-    return {
+    return deadlines | {
         option: "when_required"
         for option, variable in _CHECKSUM_OPTIONS.items()
         if variable not in os.environ and option not in profile
@@ -219,7 +309,10 @@ class Store:
         self.endpoint_url = endpoint_url or None
         try:
             if self.protocol in S3_PROTOCOLS:
-                self.fs = _s3_filesystem(endpoint_url or None, _aws_environment(), os.getpid())
+                seconds = operation_timeout()
+                self.fs = _Deadlined(
+                    _s3_filesystem(endpoint_url or None, _aws_environment(), os.getpid(), seconds), seconds
+                )
                 self.root = fsspec.core.strip_protocol(uri)
             else:
                 options = {"auto_mkdir": True} if self.protocol == "file" else {}
@@ -269,9 +362,16 @@ class Store:
             return pl.scan_parquet(local, hive_partitioning=False)  # type: ignore[arg-type]
         return pl.scan_parquet(
             [self.table_uri(path) for path in paths],
-            storage_options=self.table_options() or None,
+            storage_options=self.polars_options() or None,
             hive_partitioning=False,
         )
+
+    def polars_options(self) -> dict[str, Any]:
+        """``table_options`` as Polars takes them (the number of retries as a number, not text)."""
+        options: dict[str, Any] = self.table_options()
+        if "max_retries" in options:
+            options["max_retries"] = int(options["max_retries"])
+        return options
 
     def table_options(self) -> dict[str, str]:
         """deltalake's storage options for this store, from the AWS configuration s3fs uses.
@@ -282,7 +382,15 @@ class Store:
         """
         if self.protocol not in S3_PROTOCOLS:
             return {}
-        options = {"timeout": f"{_TABLE_TIMEOUT_S}s", "connect_timeout": f"{_TABLE_CONNECT_TIMEOUT_S}s"}
+        # The operation's deadline, as object_store bounds one: each request a third of it, at most two
+        # retries, and no retry begun after the deadline.
+        seconds = self.fs.deadline()
+        options = {
+            "timeout": f"{max(seconds / 3, 1):g}s",
+            "connect_timeout": f"{_CONNECT_TIMEOUT_S}s",
+            "max_retries": "2",
+            "retry_timeout": f"{seconds:g}s",
+        }
         endpoint = (
             self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         )
@@ -302,17 +410,45 @@ class Store:
     def relative(self, path: str) -> str:
         return path[len(self.root) :].lstrip("/") if path.startswith(self.root) else path
 
+    @property
+    def endpoint(self) -> str:
+        """The S3 endpoint this store's requests go to, as messages name it."""
+        return (
+            self.endpoint_url
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or "AWS's S3 endpoint"
+        )
+
     @contextlib.contextmanager
     def _errors(self, verb: str, path: str) -> Iterator[None]:
+        from fsspec.exceptions import FSTimeoutError
+
         try:
             yield
         except StorageError:
             raise
+        except (FSTimeoutError, TimeoutError) as err:
+            if not isinstance(self.fs, _Deadlined):
+                raise StorageError(f"cannot {verb} {self.url(path)}: {_reason(err)}") from None
+            seconds = self.fs.deadline()
+            self.fs.timed_out = True
+            raise StorageError(
+                f"cannot {verb} {self.url(path)}: no answer from {self.endpoint} within {seconds:g} s "
+                f"({TIMEOUT_ENV})"
+            ) from None
         except FileNotFoundError as err:
             reason = "no such bucket" if "bucket" in str(err).lower() else "not found"
             raise StorageError(f"cannot {verb} {self.url(path)}: {reason}") from None
         except Exception as err:
             raise StorageError(f"cannot {verb} {self.url(path)}: {_reason(err)}") from None
+
+    def _where(self, paths: Sequence[str]) -> str:
+        """What a message names for an operation on ``paths``: the one file, or the folder they share."""
+        if len(paths) == 1:
+            return paths[0]
+        shared = os.path.commonpath(paths) if self.protocol == "file" else _common_prefix(paths)
+        return shared or self.path()
 
     def exists(self, path: str) -> bool:
         with self._errors("check", path):
@@ -400,7 +536,7 @@ class Store:
         paths = list(paths)
         if not paths:
             return {}
-        with self._errors("read", paths[0] if len(paths) == 1 else self.path()):
+        with self._errors("read", self._where(paths)):
             fetched = self.fs.cat_ranges(paths, None, None, on_error="return", **self._read_options())
         result: dict[str, bytes | None] = {}
         for path, data in zip(paths, fetched, strict=True):
@@ -488,7 +624,7 @@ class Store:
 
         with self._errors("read", path):
             try:
-                return sync(self.fs.loop, get)
+                return sync(self.fs.loop, get, timeout=self.fs.deadline())
             except FileNotFoundError:
                 return None
 
@@ -513,7 +649,7 @@ class Store:
         file spares S3 the listing a recursive delete makes per folder.
         """
         if files:
-            where = files[0] if len(files) == 1 else self.path()
+            where = self._where(files)
             with self._errors("delete", where), contextlib.suppress(FileNotFoundError):
                 self.fs.rm(list(files))
         if self.protocol in S3_PROTOCOLS:
@@ -570,6 +706,17 @@ def _possible_etags(data: bytes, etag: str) -> set[str]:
         )
         found.add(f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{parts}")
     return found
+
+
+def _common_prefix(paths: Sequence[str]) -> str:
+    """The folder (whole "/"-separated parts) every one of ``paths`` lies under."""
+    parts = [path.split("/") for path in paths]
+    shared = []
+    for names in zip(*parts, strict=False):
+        if len(set(names)) != 1:
+            break
+        shared.append(names[0])
+    return "/".join(shared[: min(len(p) for p in parts) - 1])
 
 
 def is_hidden(relative: str) -> bool:
