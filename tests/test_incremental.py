@@ -288,6 +288,7 @@ def test_the_manifest_records_the_run_its_inputs_and_each_table(tmp_path: Path) 
     for i in inputs:
         if "path" in i:
             assert i["size"] == Path(i["path"]).stat().st_size and i["stamp"].startswith("mtime:")
+            assert f" ctime:{Path(i['path']).stat().st_ctime}" in i["stamp"]  # what no tool can set back
     assert {i["table"] for i in inputs if "table" in i} == {"customer_trusted"}
 
 

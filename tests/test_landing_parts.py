@@ -14,11 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stedi_etl.cli import main
-from stedi_etl.contracts import datasets, load_contract
-from stedi_etl.lake.storage import Store, open_store
+from stedi_etl.contracts import load_contract
 from stedi_etl.lake.tables import Lake
 from stedi_etl.landing import read as landing_read
-from stedi_etl.landing.read import ParsedFile, parse_file, read_landing, read_tolerant
+from stedi_etl.landing.read import ParsedFile, parse_file, read_tolerant
 from tests.conftest import write_landing
 
 ACCEL = load_contract("accelerometer_landing")
@@ -119,18 +118,3 @@ def test_a_run_reports_the_read_path_of_a_file_with_one_bad_line(starter: Path, 
     quarantine = Lake.of(str(lake)).read("accelerometer_quarantine")
     (bad,) = quarantine.filter(quarantine["sourceFile"].str.ends_with("accelerometer-big.json")).to_dicts()
     assert (bad["lineNumber"], bad["reason"]) == (25_001, "invalid_json")
-
-
-@pytest.mark.parametrize("data_set", ["starter", "stedi_2022"])
-def test_files_read_from_their_paths_read_as_their_bytes_do(
-    data_set: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    landing = request.getfixturevalue(data_set)
-    store = open_store(str(landing))
-    from_paths = {d: read_landing(store, d) for d in datasets()}
-    monkeypatch.setattr(Store, "local_file", lambda _store, _path: None)  # as on S3: bytes first
-    from_bytes = {d: read_landing(store, d) for d in datasets()}
-    for dataset in datasets():
-        assert from_paths[dataset].frame.equals(from_bytes[dataset].frame), dataset
-        assert from_paths[dataset].quarantine.equals(from_bytes[dataset].quarantine), dataset
-        assert [f.path for f in from_paths[dataset].files] == [f.path for f in from_bytes[dataset].files]

@@ -295,7 +295,12 @@ def _stamp(info: Mapping[str, Any]) -> str:
     etag = info.get("ETag") or info.get("etag")
     if etag:
         return f"etag:{str(etag).strip(chr(34))}"
-    return f"mtime:{info.get('mtime') or info.get('LastModified') or info.get('created') or ''}"
+    stamp = f"mtime:{info.get('mtime') or info.get('LastModified') or info.get('created') or ''}"
+    if info.get("ino") is not None and info.get("created") is not None:
+        # A local file: its change time too. Any write sets it, and no tool can set it back, where the
+        # modification time is restored by `rsync -t`, `cp -p` or `touch -r`.
+        stamp += f" ctime:{info['created']}"
+    return stamp
 
 
 class Store:
@@ -422,13 +427,11 @@ class Store:
 
     @contextlib.contextmanager
     def _errors(self, verb: str, path: str) -> Iterator[None]:
-        from fsspec.exceptions import FSTimeoutError
-
         try:
             yield
         except StorageError:
             raise
-        except (FSTimeoutError, TimeoutError) as err:
+        except TimeoutError as err:  # fsspec's FSTimeoutError among them: the operation's deadline passed
             if not isinstance(self.fs, _Deadlined):
                 raise StorageError(f"cannot {verb} {self.url(path)}: {_reason(err)}") from None
             seconds = self.fs.deadline()
@@ -505,11 +508,6 @@ class Store:
     def read_bytes(self, path: str) -> bytes:
         with self._errors("read", path):
             return bytes(self.fs.cat_file(path, **self._read_options()))
-
-    def read_head(self, path: str, size: int) -> bytes:
-        """The first ``size`` bytes of ``path`` (all of it, if shorter)."""
-        with self._errors("read", path):
-            return bytes(self.fs.cat_file(path, start=0, end=size, **self._read_options()))
 
     def local_file(self, path: str) -> str | None:
         """``path`` as a file on this machine that another reader may open itself; None on object stores."""

@@ -113,6 +113,11 @@ class ParseCache:
         self.store.write_bytes(self.rows_path(key), buffer.getvalue())
         self.store.write_bytes(self.meta_path(key), json.dumps(meta).encode())
 
+    def forget(self, key: str) -> None:
+        """Drop an entry now: its file changed as it was read, so its parse is of bytes no listing names."""
+        self.used.discard(key)
+        self.store.remove_many([self.meta_path(key), self.rows_path(key)])
+
     def save(self) -> None:
         """Drop the entries of files this run did not see (its own parses are written as it reads)."""
         stale = [

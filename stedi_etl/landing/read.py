@@ -31,7 +31,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -60,6 +60,7 @@ BOM = b"\xef\xbb\xbf"
 # of files on disk peaked at 322 MiB and parsed the accelerometer files in 2.70 s, 512 MB batches at 1,118 MiB
 # and 3.89 s (their rows written to the parse cache batch by batch either way).
 BATCH_BYTES = 64 * 2**20  # the default; a run's memory limit may lower it
+READS = 3  # reads of a file that keeps changing as it is read, before its dataset fails
 CHECK_ROWS = 2_000_000  # rows checked at once for a rule relating rows of one day (a run passes its budget's)
 
 Reason = Literal["invalid_json", "not_an_object", "missing_required", "bad_value", "check_failed"]
@@ -221,34 +222,41 @@ def read_landing(
         if keys.get(path) in reused
     }
 
-    # The files' bytes are held one batch at a time, not the whole dataset's (1 GB at scale 100). Each batch
-    # is a task (``parse_batch``): in this process one after another, or on a cluster's workers, in
-    # batches small enough that every worker has some.
+    # Each batch of files is a task (``parse_batch``): in this process one after another, or on a cluster.
     to_parse = [p for p in wanted if p not in outcomes]
     if on_read is not None:
         on_read(sum(listed[p].size for p in wanted if p not in to_parse))
     slots = executor.slots if executor is not None else 1
-    task_bytes = batch_bytes
-    if slots > 1:
-        task_bytes = min(batch_bytes, max(sum(listed[p].size for p in to_parse) // (2 * slots), 1))
-    batches = [
-        ParseTask(dataset, tuple(batch), tuple(keys[p] for p in batch) if cache else (), day_column)
-        for batch in _batches(to_parse, listed, task_bytes)
-    ]
-    shared = ParseShared(store, cache)
-    with buffers_reused(batch_bytes):
-        done_each = (
-            executor.map(parse_batch, batches, shared)
-            if executor is not None
-            else (_Parsed(i, parse_batch(task, shared)) for i, task in enumerate(batches))
-        )
-        for done in done_each:
-            batch = batches[done.index].paths
-            outcomes.update(zip(batch, done.result, strict=True))
-            if on_task is not None:
-                on_task(done)
-            if on_read is not None:
-                on_read(sum(listed[p].size for p in batch))
+    # What is recorded of a file is what was read: once its batches are parsed, the folder is listed again,
+    # and a file whose size or stamp moved meanwhile (a local file's stamp holds its change time, which
+    # restoring the modification time, as `rsync --inplace -t` does, cannot hide) is read again with its
+    # new ones, its first parse dropped from the cache. A file still moving after READS reads fails the
+    # dataset.
+    for attempt in range(1, READS + 1):
+        _parse_all(
+            to_parse, listed, keys, outcomes, batch_bytes, slots, ParseShared(store, cache), executor,
+            ParseTask(dataset, (), (), day_column), on_task, on_read,
+        )  # fmt: skip
+        if not to_parse:
+            break
+        after = store.listing(directory)
+        moved = [p for p in to_parse if after.get(p) != listed[p]]
+        if not moved:
+            break
+        gone = [p for p in moved if p not in after]
+        if gone:
+            raise LandingError(f"landing file {store.url(gone[0])} disappeared while it was read; run again")
+        if attempt == READS:
+            raise LandingError(
+                f"landing file {store.url(moved[0])} changed while it was read, {READS} times; run again "
+                "once it is written"
+            )
+        for path in moved:
+            if cache is not None:
+                cache.forget(keys[path])
+                keys[path] = cache.key(path[len(directory) :], after[path])
+            listed[path] = after[path]
+        to_parse = moved
     ordered = [outcomes[p] for p in wanted]
     rejected = [r for outcome in ordered for r in outcome.rejected]
     entries = [cache.rows_path(keys[p]) for p in wanted] if cache else []
@@ -292,6 +300,44 @@ def read_landing(
         on_store,
         {day: tuple(found) for day, found in parts_by_day.items()},
     )
+
+
+def _parse_all(
+    to_parse: list[str],
+    listed: dict[str, FileInfo],
+    keys: dict[str, str],
+    outcomes: dict[str, _FileOutcome],
+    batch_bytes: int,
+    slots: int,
+    shared: ParseShared,
+    executor: Any,
+    like: ParseTask,
+    on_task: Callable[[Any], None] | None,
+    on_read: Callable[[int], None] | None,
+) -> None:
+    """Parse ``to_parse`` in batches (tasks of ``executor``, else here), into ``outcomes``. The files' bytes
+    are held one batch at a time, not the whole dataset's (1 GB at scale 100); on a cluster the batches are
+    small enough that every worker has some."""
+    task_bytes = batch_bytes
+    if slots > 1:
+        task_bytes = min(batch_bytes, max(sum(listed[p].size for p in to_parse) // (2 * slots), 1))
+    batches = [
+        replace(like, paths=tuple(batch), keys=tuple(keys[p] for p in batch) if shared.cache else ())
+        for batch in _batches(to_parse, listed, task_bytes)
+    ]
+    with buffers_reused(batch_bytes):
+        done_each = (
+            executor.map(parse_batch, batches, shared)
+            if executor is not None
+            else (_Parsed(i, parse_batch(task, shared)) for i, task in enumerate(batches))
+        )
+        for done in done_each:
+            batch = batches[done.index].paths
+            outcomes.update(zip(batch, done.result, strict=True))
+            if on_task is not None:
+                on_task(done)
+            if on_read is not None:
+                on_read(sum(listed[p].size for p in batch))
 
 
 @dataclass(frozen=True)
@@ -443,19 +489,16 @@ def _dataset_report(
     )
 
 
-def _texts(store: Store, paths: list[str]) -> list[bytes | OnDisk]:
-    """Each file as Polars will read it: from its path where it is on this machine's disk and not compressed,
-    else as bytes (fetched together: on S3 the requests run concurrently)."""
-    on_disk = {p: store.local_file(p) for p in paths if not p.endswith(".gz")}
-    blobs = store.read_many([p for p in paths if on_disk.get(p) is None])
-    texts: list[bytes | OnDisk] = []
-    for path in paths:
-        local = on_disk.get(path)
-        if local is None:
-            texts.append(_decompress(path, blobs.pop(path), store.url(path)))
-        else:
-            texts.append(OnDisk(local, store.read_head(path, HEAD_BYTES), partial(store.read_bytes, path)))
-    return texts
+def _texts(store: Store, paths: list[str]) -> list[bytes]:
+    """Each file's bytes, fetched together (on S3 the requests run concurrently).
+
+    Local files too are read into memory rather than handed to Polars by path: Polars maps a file into
+    memory, and a file truncated while mapped (rewritten in place, as `rsync --inplace` does) killed the
+    whole process with SIGBUS. Read into memory, a file changed mid-read is only a wrong copy, which the
+    listing after the read catches (``read_landing``). The copy costs about 0.3 s per GB (FINDINGS §10).
+    """
+    blobs = store.read_many(paths)
+    return [_decompress(path, blobs.pop(path), store.url(path)) for path in paths]
 
 
 def _batches(paths: list[str], listed: dict[str, FileInfo], limit: int) -> Iterator[list[str]]:
@@ -577,21 +620,7 @@ def _read_tolerant_or_refuse(data: bytes, source: str, contract: Contract) -> Pa
     return parsed
 
 
-@dataclass(frozen=True)
-class OnDisk:
-    """A landing file on this machine's disk: Polars reads it from its path, and its bytes are read into
-    Python only where a guard or the tolerant path needs them (a Python copy costs about a third of the
-    native parse; see benchmarks/FINDINGS.md)."""
-
-    path: str  # what Polars opens
-    head: bytes  # its first HEAD_BYTES
-    read: Callable[[], bytes]  # all of its bytes
-
-
-HEAD_BYTES = 64 * 1024
-
-
-def parse_files(texts: list[bytes | OnDisk], sources: list[str], contract: Contract) -> list[ParsedFile]:
+def parse_files(texts: list[bytes], sources: list[str], contract: Contract) -> list[ParsedFile]:
     """``parse_file`` for every file of a dataset, with one Polars query parsing all native candidates.
 
     One ``collect_all`` over per-file scans lets Polars parse files in parallel, where a file at a time
@@ -601,13 +630,9 @@ def parse_files(texts: list[bytes | OnDisk], sources: list[str], contract: Contr
     """
     import polars as pl
 
-    texts = [_bytes_unless_plainly_json(text) for text in texts]
     for data, source in zip(texts, sources, strict=True):
-        _refuse_if_not_json(data.head if isinstance(data, OnDisk) else data, source)
-    plans = [
-        _native_plan_on_disk(data, contract) if isinstance(data, OnDisk) else _native_plan(data, contract)
-        for data in texts
-    ]
+        _refuse_if_not_json(data, source)
+    plans = [_native_plan(data, contract) for data in texts]
     batch = [index for index, plan in enumerate(plans) if isinstance(plan, _NativeRead)]
     frames: dict[int, pl.DataFrame | None] = {}
     try:
@@ -626,51 +651,19 @@ def parse_files(texts: list[bytes | OnDisk], sources: list[str], contract: Contr
         elif isinstance(plan, _NativeRead) and (in_parts := _read_in_parts(plan, source, contract)):
             parsed.append(in_parts)
         else:
-            whole = data.read() if isinstance(data, OnDisk) else data
-            parsed.append(_read_tolerant_or_refuse(whole, source, contract))
+            parsed.append(_read_tolerant_or_refuse(data, source, contract))
     return parsed
-
-
-def _bytes_unless_plainly_json(text: bytes | OnDisk) -> bytes | OnDisk:
-    """A file on disk whose head cannot settle whether it is JSON text at all is read whole, as before."""
-    if isinstance(text, OnDisk) and b"{" not in text.head and len(text.head) == HEAD_BYTES:
-        return text.read()
-    return text
 
 
 @dataclass
 class _NativeRead:
-    """What Polars' reader gets for a file: its bytes (commas dropped) or its path on disk, and the schema
-    as the file spells it."""
+    """What Polars' reader gets for a file: its bytes (commas dropped), and the schema as the file spells
+    it."""
 
-    data: bytes  # empty while a file on disk has not been read into Python
+    data: bytes
     spelled: dict[str, str]  # contract column -> the key spelling the file's first record uses
     schema: dict[str, Any]
     original: bytes = b""  # the file's bytes before the commas were dropped (the same length)
-    disk: OnDisk | None = None
-
-    def bytes(self) -> bytes:
-        """The bytes Polars reads; a file on disk is read now (it has neither BOM nor commas to drop)."""
-        if self.disk is not None and not self.data:
-            self.data = self.original = self.disk.read()
-        return self.data
-
-
-def _native_plan_on_disk(disk: OnDisk, contract: Contract) -> _NativeRead | pl.DataFrame | None:
-    """``_native_plan`` from a file's head: Polars reads the file from its path when its first line shows
-    it needs no rewriting (no BOM, no commas after records); otherwise its bytes are read and rewritten."""
-    head = disk.head
-    whole = len(head) < HEAD_BYTES
-    lines = head if whole else head[: head.rfind(b"\n") + 1]  # complete lines only
-    first = _first_line(lines)
-    if head.startswith(BOM) or first is None or first.endswith(b",") or not first.startswith(b"{"):
-        if whole and first is None and not head.startswith(BOM):
-            return contract.empty_frame()
-        return _native_plan(disk.read(), contract)
-    plan = _native_plan(first, contract)
-    if not isinstance(plan, _NativeRead):
-        return _native_plan(disk.read(), contract)
-    return _NativeRead(b"", plan.spelled, plan.schema, b"", disk)
 
 
 def read_native(data: bytes, contract: Contract) -> pl.DataFrame | None:
@@ -728,8 +721,6 @@ def _scan(plan: _NativeRead) -> pl.LazyFrame:
     import polars as pl
 
     # Bytes, not a BytesIO: Polars reads them in place instead of copying the file first.
-    if plan.disk is not None and not plan.data:
-        return pl.scan_ndjson(plan.disk.path, schema=plan.schema)
     return pl.scan_ndjson(plan.data, schema=plan.schema)
 
 
@@ -759,7 +750,7 @@ def _read_in_parts(plan: _NativeRead, source: str, contract: Contract) -> Parsed
     (a record spanning lines cut between parts) or when most of it is refused anyway."""
     import polars as pl
 
-    data = plan.bytes()
+    data = plan.data
     if len(data) < _SPLIT_FROM:
         return None
     parts = _read_parts(plan, 0, len(data), contract)
@@ -801,7 +792,7 @@ def _read_in_parts(plan: _NativeRead, source: str, contract: Contract) -> Parsed
 
 def _read_parts(plan: _NativeRead, start: int, end: int, contract: Contract) -> list[Part]:
     """``plan.data[start:end]``, which Polars refused, as parts read natively wherever Polars accepts them."""
-    cuts = _cuts(plan.bytes(), start, end, _PARTS)
+    cuts = _cuts(plan.data, start, end, _PARTS)
     if len(cuts) == 2:
         return [(start, end, None)]
     parts: list[Part] = [
@@ -842,7 +833,7 @@ def _cuts(data: bytes, start: int, end: int, parts: int) -> list[int]:
 
 
 def _read_native_part(plan: _NativeRead, start: int, end: int, contract: Contract) -> pl.DataFrame | None:
-    part = _NativeRead(plan.bytes()[start:end], plan.spelled, plan.schema)
+    part = _NativeRead(plan.data[start:end], plan.spelled, plan.schema)
     frame = _read_planned(part)
     if frame is None:
         return None
@@ -883,7 +874,7 @@ def _accept_native(
     """
     spelled = plan.spelled
     frame = frame.rename({v: k for k, v in spelled.items() if k != v})
-    if shaped and _text_columns_ambiguous(shaped, plan.bytes(), spelled):
+    if shaped and _text_columns_ambiguous(shaped, plan.data, spelled):
         return None
     # A record spelling a key differently from the first record reads as null here. Only columns with nulls
     # can hide one; for those, the quoted name must occur as often case-blind as spelled.
@@ -891,7 +882,7 @@ def _accept_native(
     if any(contract.column(name).required for name in with_nulls):
         return None  # records without a required value are rejects, which only the tolerant path reports
     if with_nulls:
-        data = plan.bytes()
+        data = plan.data
         lowered = data.lower()
         for name in with_nulls:
             quoted = b'"%s"' % spelled[name].encode()

@@ -286,6 +286,7 @@ class _Run:
         # Landing datasets and tables built by day -> each day's Parquet files holding their rows (a day
         # task's description of where its readings are; an absent or empty table has none).
         self.day_sources: dict[str, dict[int, tuple[str, ...]]] = {}
+        self.landing_ids: dict[str, str] = {}  # dataset -> its identity, as listed, then as read
 
     @property
     def run_id(self) -> str:
@@ -373,7 +374,7 @@ class _Run:
     def build(self) -> None:
         names = [quarantine_table(d) for d in self.datasets] + [s.table for s in self.steps]
         current = self.current = {k: v for k, v in self.lake.pointers(names).items() if v is not None}
-        landing_ids = {d: self.landing_id(d) for d in self.datasets}
+        landing_ids = self.landing_ids = {d: self.landing_id(d) for d in self.datasets}
         # A frame is dropped once the last step that needs it is built, so a run holds the inputs of the
         # step at hand, not every table of the lake: landing datasets are read when first needed.
         self.last_use = {name: index for index, step in enumerate(self.steps) for name in step.inputs}
@@ -439,6 +440,9 @@ class _Run:
             return
         started = time.perf_counter()
         read = self.read(dataset)
+        # As read: a file that changed while it was read is recorded with the size and stamp it was read at.
+        built_from = fingerprint(table, contract.sha256, code_fingerprint(), self.landing_ids[dataset])
+        inputs = self.landing_files[dataset]
         report = check_frame(read.quarantine, contract, table=table)
         staged = self.stage(table, read.quarantine, built_from) if report.ok else None
         outcome = self.staged_result(
@@ -463,6 +467,10 @@ class _Run:
                 self.say(f"{step.table}: up to date ({unchanged.rows} rows, version {unchanged.version})")
                 return
             missing = [name for name in step.inputs if self.frame(name) is None]
+            # What the step is built from, as its landing inputs were read (a file that changed while it
+            # was read is recorded with the size and stamp it was read at, not those first listed).
+            inputs, input_ids = self.step_inputs(step, landing_ids)
+            built_from = fingerprint(step.table, contract.sha256, code_fingerprint(), keywords, input_ids)
         if missing:
             reason = f"not built: needs {', '.join(missing)}, which failed or was not built"
             location = self.lake.store.url(self.lake.table_dir(step.table))
@@ -809,6 +817,9 @@ class _Run:
             )
         finally:
             self.meter.finish(task)
+        # A file read again because it changed as it was read is in the listing with what it was read at.
+        self.landing_files[dataset] = landing_inputs(self.landing_store, dataset, self.listings[dataset])
+        self.landing_ids[dataset] = self.landing_id(dataset)
         quarantine = check_frame(
             read.quarantine, load_contract("quarantine"), table=quarantine_table(dataset)
         )
