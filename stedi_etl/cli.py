@@ -27,8 +27,11 @@ DEFAULT_LAKE = "./lake"
 DEFAULT_REPORT = "report.html"
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int, also: list[str] | None = None) -> None:
+    """The error in one line, then any met while handling it, and the exit code."""
     click.echo(f"error: {message}", err=True)
+    for line in also or ():
+        click.echo(f"error: {line}", err=True)
     sys.exit(code)
 
 
@@ -59,7 +62,7 @@ def _reports_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except StediError as err:
-            _fail(redact(str(err)), err.exit_code)
+            _fail(redact(str(err)), err.exit_code, also=[redact(line) for line in err.also])
         except KeyboardInterrupt:
             _fail(
                 "interrupted; each table is whole: at its previous version, or this run's if published", 130

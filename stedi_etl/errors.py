@@ -7,6 +7,8 @@ class StediError(Exception):
     """An error the CLI reports as one line, without a traceback."""
 
     exit_code = 1
+    # Errors met while handling this one (recording the failed run, say): reported after it, one line each.
+    also: tuple[str, ...] = ()
 
 
 class UsageError(StediError):

@@ -128,3 +128,33 @@ def test_a_deadline_that_is_not_a_number_is_a_usage_error(
     )
     assert code == 2
     assert one_error(err) == f"error: {TIMEOUT_ENV}='soon' is not a number of seconds (for example 60)"
+
+
+def test_the_first_error_is_reported_when_the_failed_run_cannot_be_recorded(
+    s3: S3, fault_proxy: FaultProxy, starter: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A landing read fails; then so does writing the failed run's manifest. The read is the error, the
+    manifest's failure a second line: it used to replace the first."""
+    from stedi_etl.commands.land import land_files
+
+    land_files(str(starter), s3.uri("landing"), endpoint_url=s3.endpoint)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    manifests: list[str] = []
+
+    def failing(method: str, path: str) -> bool:
+        if method == "PUT" and "/_stedi/runs/" in path:
+            manifests.append(path)
+            return len(manifests) > 1  # the run's first record is written; its failure's is not
+        return method == "GET" and "/landing/accelerometer/" in path
+
+    fault_proxy.fail(None, "ServiceUnavailable", failing)
+    proxy = fault_proxy.endpoint
+    code, _out, err, _took = cli(
+        "run-all", "--landing", s3.uri("landing"), "--lake", s3.uri("lake"), "--s3-endpoint-url", proxy
+    )
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2, err
+    assert errors[0].startswith(f"error: cannot read s3://{s3.bucket}/landing/accelerometer/landing"), errors
+    assert errors[1].startswith("error: the failed run could not be recorded: cannot write "), errors
+    assert "/_stedi/runs/" in errors[1]

@@ -77,6 +77,28 @@ def test_wait_lets_a_run_queue_behind_the_holder(tmp_path: Path) -> None:
         held.release()
 
 
+def test_a_run_that_waited_is_named_when_it_got_the_lock_not_before(tmp_path: Path) -> None:
+    """Run ids sort by time and `catalog` names the newest as the one whose data is current: a run that
+    waited for another must be named after it."""
+    from stedi_etl.lake.tables import new_run_id
+
+    lake = tmp_path / "lake"
+    held = hold(lake)
+    before_waiting = new_run_id()
+    released: list[str] = []
+
+    def release() -> None:
+        released.append(new_run_id())
+        held.release()
+
+    threading.Timer(0.5, release).start()
+    result = pipeline.run(str(SAMPLE), str(lake), wait=30)
+    assert result.ok
+    assert before_waiting < released[0] < result.run_id  # named once it held the lock
+    listed = CliRunner().invoke(main, ["runs", "--lake", str(lake), "--json"])
+    assert listed.exit_code == 0 and json.loads(listed.stdout)["runs"][0]["run_id"] == result.run_id
+
+
 def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     pipeline.run(str(SAMPLE), str(lake))

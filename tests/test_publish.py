@@ -234,3 +234,12 @@ def test_a_run_killed_at_any_moment_leaves_a_whole_consistent_lake(
     if killed_run and killed_run in manifests:
         final = json.loads((lake / "_stedi" / "runs" / f"{killed_run}.json").read_text())
         assert final["status"] == "interrupted", where
+        # It counts as published only the tables it committed: `runs` said "8 published" for a run killed
+        # before its first commit.
+        store = Store(str(lake))
+        for entry in final["tables"] + final["quarantines"]:
+            committed = any(
+                (c.record.get("run") or {}).get("run_id") == killed_run
+                for c in delta.history(store, Lake(store).table_dir(entry["table"]))
+            )
+            assert (entry["status"] == "published") == committed, (where, entry["table"], entry["status"])

@@ -104,12 +104,19 @@ class LakeLock:
         self._release()
 
 
-def acquire(store: Store, path: str, run_id: str, *, wait: float = 0.0, lake: str = "") -> LakeLock:
-    """Take the lock at ``path``, waiting up to ``wait`` seconds for a live holder; LockError if it stays."""
+def acquire(
+    store: Store, path: str, run_id: str | Callable[[], str], *, wait: float = 0.0, lake: str = ""
+) -> LakeLock:
+    """Take the lock at ``path``, waiting up to ``wait`` seconds for a live holder; LockError if it stays.
+
+    ``run_id`` may be a function making one: each attempt then takes a fresh id, so the run that gets the
+    lock is named at the moment it got it, and a run that waited is not named before the run it waited for
+    (run ids sort by time: the newest is the one whose data is current).
+    """
     deadline = time.monotonic() + max(wait, 0.0)
     take = _take_s3 if store.protocol in S3_PROTOCOLS else _take_local
     while True:
-        lock, holder = take(store, path, run_id, lake)
+        lock, holder = take(store, path, run_id() if callable(run_id) else run_id, lake)
         if lock is not None:
             return lock
         if time.monotonic() >= deadline:

@@ -583,9 +583,21 @@ class Store:
             self.write_bytes(path, data)
             return
         temporary = f"{path}.tmp-{uuid.uuid4().hex}"
-        self.write_bytes(temporary, data)
-        with self._errors("replace", path):
-            self.fs.mv(temporary, path)
+        try:
+            self.write_bytes(temporary, data)
+            with self._errors("replace", path):
+                self.fs.mv(temporary, path)
+        except StorageError as err:
+            self._remove_quietly(temporary)
+            # Named as what it is for: the temporary file is ours, not the user's.
+            raise StorageError(str(err).replace(self.url(temporary), self.url(path))) from None
+        except BaseException:
+            self._remove_quietly(temporary)  # a write that failed halfway (a full disk) leaves nothing
+            raise
+
+    def _remove_quietly(self, path: str) -> None:
+        with contextlib.suppress(OSError):
+            self.fs.rm_file(path)
 
     # Conditional writes, for the lake lock on S3 (If-None-Match / If-Match). Each returns the new ETag, or
     # None where the condition failed (HTTP 412).

@@ -156,8 +156,10 @@ def run(
     listings = require_landing(landing_store, datasets)
     executor = open_executor(scheduler, workers)
     try:
-        run_id = new_run_id()
-        lock = acquire(the_lake.store, the_lake.meta_path("lock"), run_id, wait=wait, lake=the_lake.uri)
+        # The run's id is taken as it gets the lock: ids sort by time, and a run that waited for another
+        # must not be named before it.
+        lock = acquire(the_lake.store, the_lake.meta_path("lock"), new_run_id, wait=wait, lake=the_lake.uri)
+        run_id = lock.holder.run_id
         try:
             return _Run(
                 run_id, landing_store, listings, the_lake, steps, options, full_refresh, say, lock, choice,
@@ -317,10 +319,12 @@ class _Run:
             self.say(f"landing changed: the lake was built from {self.result.landing_changed_from}")
         self.record()
         if self.lock.took_over:
-            _mark_interrupted(self.lake, self.lock.took_over.run_id, self.run_id)
             self.say(
                 f"took over the lock of run {self.lock.took_over.run_id}, which ended without releasing it"
             )
+        took_over = self.lock.took_over.run_id if self.lock.took_over else None
+        for settled in _settle_unfinished(self.lake, self.run_id, took_over):
+            self.say(f"run {settled} had ended without finishing: recorded as interrupted")
         try:
             self.build()
             planned = self.lake.next_versions([s.pointer.table for s in self.staged])
@@ -359,7 +363,10 @@ class _Run:
             else:
                 self.say("nothing to publish: every table is up to date or failed")
         except StediError as err:
-            self.record(status="failed", error=str(err), ended_at=_now())
+            try:
+                self.record(status="failed", error=str(err), ended_at=_now())
+            except StediError as unrecorded:  # the first error stays the one reported
+                err.also = (*err.also, f"the failed run could not be recorded: {unrecorded}")
             raise
         except BaseException as err:  # KeyboardInterrupt, or a bug: the manifest says the run did not finish
             with contextlib.suppress(Exception):
@@ -862,18 +869,57 @@ def _versioned(results: tuple[TableResult, ...], versions: dict[str, int]) -> tu
     )
 
 
-def _mark_interrupted(lake: Lake, run_id: str, found_by: str) -> None:
-    """Record that ``run_id`` ended without finishing (its process died holding the lock)."""
-    found = lake.store.read_if_exists(lake.run_path(run_id))
-    try:
-        manifest = json.loads(found) if found else {"run_id": run_id, "format": MANIFEST_FORMAT}
-    except ValueError:
-        manifest = {"run_id": run_id, "format": MANIFEST_FORMAT}
-    if manifest.get("status") in ("succeeded", "failed", "interrupted"):
-        return  # it finished; only releasing the lock was cut short
+SETTLE_LOOK_BACK = 20  # the newest manifests a run looks through for runs that never finished
+
+
+def _settle_unfinished(lake: Lake, run_id: str, took_over: str | None = None) -> list[str]:
+    """Earlier runs whose manifests still say running or publishing, now recorded as interrupted (and
+    ``took_over``, the run whose lock this one took over, even if it died before writing a manifest).
+
+    This run holds the lake's lock, so none of them is still going: each was killed, crashed, or could not
+    record its end (a full disk, a store that stopped answering). A run killed while publishing has its
+    tables recorded as what was committed: a table its manifest planned but whose log holds no commit of
+    the run is recorded as failed, so `runs` counts only what it published.
+    """
+    settled = []
+    found = lake.manifests(last=SETTLE_LOOK_BACK)
+    if took_over and took_over not in found:
+        data = lake.store.read_if_exists(lake.run_path(took_over))
+        found[took_over] = data or json.dumps({"run_id": took_over, "format": MANIFEST_FORMAT}).encode()
+    for earlier, data in found.items():
+        if earlier == run_id:
+            continue
+        try:
+            manifest = json.loads(data)
+        except ValueError:
+            continue
+        if isinstance(manifest, dict) and manifest.get("status", "running") in ("running", "publishing"):
+            _mark_interrupted(lake, earlier, run_id, manifest)
+            settled.append(earlier)
+    return settled
+
+
+def _mark_interrupted(lake: Lake, run_id: str, found_by: str, manifest: dict[str, Any]) -> None:
+    """Record that ``run_id`` ended without finishing, with its tables as they were committed."""
+    from stedi_etl.lake import delta
+
+    for kind in ("tables", "quarantines"):
+        entries = manifest.get(kind) or []
+        for entry in entries:
+            if entry.get("status") != "published":
+                continue
+            commits = delta.history(lake.store, lake.table_dir(entry["table"]))
+            if not any((c.record.get("run") or {}).get("run_id") == run_id for c in commits):
+                entry.update(
+                    status="failed",
+                    version=None,
+                    reason="not committed: the run ended while publishing",
+                )
     manifest.update(
         status="interrupted",
         ok=False,
-        error=f"ended without releasing the lake lock (killed or crashed); found by run {found_by}",
+        ended_at=manifest.get("ended_at") or None,
+        error=manifest.get("error")
+        or f"ended without finishing (killed, crashed, or unable to record its end); found by run {found_by}",
     )
     lake.write_manifest(run_id, manifest)
