@@ -667,7 +667,7 @@ def query(
     data = render(result.frame, fmt)  # type: ignore[arg-type]
     if output:
         write_output(data, output)
-        click.echo(f"{result.frame.height} rows -> {output}", err=True)
+        click.echo(f"{plural(result.frame.height, 'row')} -> {output}", err=True)
     else:
         click.echo(data, nl=False)
 

@@ -209,3 +209,82 @@ def test_bad_output_options_are_usage_errors(
     outcome = query(starter_lake, starter, SMALL, *args)
     assert outcome.exit_code == 2
     assert message in outcome.stderr
+
+
+# --- every result type in every format, or one line and exit 2 ---------------------------------------------
+
+RESULT_TYPES = {
+    "bytes": "SELECT 'a'::BLOB AS b",
+    "settings": "SELECT * FROM duckdb_settings()",
+    "list": "SELECT [1, 2] AS l, ['x', 'y'] AS s",
+    "struct": "SELECT {'a': 1, 'b': 'x'} AS s",
+    "map": "SELECT MAP {'k': 1} AS m",
+    "interval": "SELECT INTERVAL 1 DAY AS i, {'x': INTERVAL 2 DAY} AS nested",
+    "bytes in a list": "SELECT ['a'::BLOB] AS lb",
+    "huge": "SELECT 170141183460469231731687303715884105727::HUGEINT AS h, 1.5::DECIMAL(10, 2) AS d",
+}
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json", "parquet"])
+@pytest.mark.parametrize("kind", list(RESULT_TYPES))
+def test_every_result_type_is_written_in_every_format_or_refused_in_one_line(
+    starter_lake: Path, starter: Path, tmp_path: Path, kind: str, fmt: str
+) -> None:
+    output = tmp_path / "out.parquet"
+    extra = ["--output", str(output)] if fmt == "parquet" else []
+    outcome = query(starter_lake, starter, RESULT_TYPES[kind], "--format", fmt, *extra)
+    assert outcome.exception is None or isinstance(outcome.exception, SystemExit), outcome.exception
+    if outcome.exit_code == 2:  # refused: one line naming the column and a format that holds it
+        assert outcome.stderr.count("\n") == 1 and outcome.stderr.startswith("error: column "), outcome.stderr
+        assert "--format" in outcome.stderr and fmt in ("csv", "json")
+        return
+    assert outcome.exit_code == 0, outcome.stderr
+    if fmt == "parquet":  # the file's rows, said on stderr
+        rows = pl.read_parquet(output).height
+        assert outcome.stderr == f"{rows} row{'s' if rows != 1 else ''} -> {output}\n"
+    else:
+        assert outcome.stderr == ""
+    if fmt == "json":
+        rows = json.loads(outcome.stdout)
+        assert rows and all(isinstance(row, dict) for row in rows)
+    elif fmt == "csv":
+        assert pl.read_csv(io.StringIO(outcome.stdout)).height >= 1
+    elif fmt == "parquet":
+        assert pl.read_parquet(output).height >= 1
+
+
+def test_bytes_are_hex_text_where_the_format_has_no_bytes(starter_lake: Path, starter: Path) -> None:
+    as_json = query(starter_lake, starter, "SELECT 'ab'::BLOB AS b", "--format", "json")
+    assert json.loads(as_json.stdout) == [{"b": "6162"}]
+    as_csv = query(starter_lake, starter, "SELECT 'ab'::BLOB AS b", "--format", "csv")
+    assert as_csv.stdout.splitlines() == ["b", "6162"]
+    lists = query(starter_lake, starter, RESULT_TYPES["list"], "--format", "csv")
+    assert (lists.exit_code, lists.stderr) == (
+        2,
+        "error: column 'l' holds List(Int32) values, which CSV cannot hold; use --format json or parquet\n",
+    )
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1",
+        "EXPLAIN ANALYZE CHECKPOINT",
+        "EXPLAIN ANALYZE LOAD parquet",
+        "explain analyse insert into t values (1)",
+        "EXPLAIN (FORMAT json) CREATE TABLE t AS SELECT 1",
+        "EXPLAIN",
+    ],
+)
+def test_explain_analyze_accepts_only_what_a_plain_query_accepts(statement: str) -> None:
+    with pytest.raises(UsageError, match=r"^(EXPLAIN explains only read-only queries|bad SQL)"):
+        check_read_only(statement)
+
+
+@pytest.mark.parametrize(
+    "statement", ["EXPLAIN SELECT 1", "EXPLAIN ANALYZE SELECT 1", "EXPLAIN (FORMAT json) SELECT 1"]
+)
+def test_explain_of_a_query_runs(starter_lake: Path, starter: Path, statement: str) -> None:
+    outcome = query(starter_lake, starter, statement, "--format", "json")
+    assert outcome.exit_code == 0, outcome.stderr
+    assert json.loads(outcome.stdout)[0]["explain_key"] in ("physical_plan", "analyzed_plan")

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 Format = Literal["table", "csv", "json", "parquet"]
 FORMATS: tuple[Format, ...] = ("table", "csv", "json", "parquet")
 READ_ONLY = ("SELECT", "EXPLAIN")  # DuckDB's statement types of SELECT, WITH, VALUES, FROM, DESCRIBE, EXPLAIN
+# EXPLAIN, ANALYZE and an option list, in front of the statement explained.
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?:ANALY[SZ]E\s+)?(?:\([^)]*\)\s*)?", re.IGNORECASE)
 
 
 def query_tables() -> tuple[str, ...]:
@@ -65,6 +67,15 @@ def check_read_only(sql: str) -> None:
     kind = statements[0].type.name
     if kind not in READ_ONLY:
         raise UsageError(f"only read-only queries run (SELECT, WITH, VALUES, EXPLAIN), not {kind}")
+    if kind == "EXPLAIN":
+        # EXPLAIN ANALYZE runs what it explains: only what a plain query may run may follow it.
+        explained = _EXPLAIN.sub("", statements[0].query, count=1)
+        inner = duckdb.extract_statements(explained) if explained.strip() else []
+        inner_kind = inner[0].type.name if len(inner) == 1 else "nothing"
+        if inner_kind != "SELECT":
+            raise UsageError(
+                f"EXPLAIN explains only read-only queries (SELECT, WITH, VALUES), not {inner_kind}"
+            )
 
 
 def referenced_tables(sql: str) -> tuple[str, ...]:
@@ -108,7 +119,7 @@ def run_query(
                 raise UsageError("the statement returns no rows")
             if len(set(relation.columns)) < len(relation.columns):
                 relation = relation.project("*")  # DuckDB names repeated columns x_1, as a frame needs
-            frame = pl.DataFrame(relation)
+            frame = pl.DataFrame(_as_polars_reads(relation))
         except duckdb.CatalogException as err:
             message = _first_line(err)
             if "Table with name" in message:
@@ -126,6 +137,22 @@ def run_query(
     finally:
         connection.close()
     return QueryResult(sql, needed, frame, round(time.perf_counter() - started, 4))
+
+
+def _as_polars_reads(relation: Any) -> Any:
+    """The result with the types Polars cannot take from Arrow (an INTERVAL, even inside a list or struct:
+    taking one panicked) as DuckDB's text for them: every result can be shown and written."""
+    unreadable = [
+        name for name, kind in zip(relation.columns, relation.types, strict=True) if "INTERVAL" in str(kind)
+    ]
+    if not unreadable:
+        return relation
+    quoted = {name: '"' + name.replace('"', '""') + '"' for name in relation.columns}
+    columns = [
+        f"CAST({quoted[name]} AS VARCHAR) AS {quoted[name]}" if name in unreadable else quoted[name]
+        for name in relation.columns
+    ]
+    return relation.project(", ".join(columns))
 
 
 class _ArrowStream:
@@ -180,17 +207,40 @@ def render(frame: pl.DataFrame, fmt: Format) -> bytes:
         ):
             rows = "1 row" if frame.height == 1 else f"{frame.height} rows"
             return f"{frame}\n({rows})\n".encode()
-    buffer = io.BytesIO()
-    if fmt == "csv":
-        frame.write_csv(buffer)
-    elif fmt == "json":
-        frame.write_json(buffer)
-        buffer.write(b"\n")
-    elif fmt == "parquet":
-        frame.write_parquet(buffer, compression="zstd")
-    else:
+    if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    frame = _writable(frame, fmt)
+    buffer = io.BytesIO()
+    try:
+        if fmt == "csv":
+            frame.write_csv(buffer)
+        elif fmt == "json":
+            frame.write_json(buffer)
+            buffer.write(b"\n")
+        else:
+            frame.write_parquet(buffer, compression="zstd")
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as err:  # a panic is no Exception
+        raise UsageError(f"--format {fmt} cannot hold this result: {_first_line(err)}") from None
     return buffer.getvalue()
+
+
+def _writable(frame: pl.DataFrame, fmt: Format) -> pl.DataFrame:
+    """The result as ``fmt`` holds it: bytes (BLOB) as hex text in CSV and JSON, which have no bytes; a
+    column CSV cannot hold (lists, structs, maps) refused in one line, naming it and what can."""
+    import polars as pl
+
+    if fmt == "parquet":
+        return frame
+    for name, dtype in frame.schema.items():
+        compound = dtype.is_nested() or str(dtype).startswith(("Extension", "Object"))
+        if fmt == "csv" and compound:
+            raise UsageError(
+                f"column {name!r} holds {dtype} values, which CSV cannot hold; use --format json or parquet"
+            )
+        if compound and "Binary" in str(dtype):  # Polars' JSON writer has no bytes inside other values
+            raise UsageError(f"column {name!r} holds bytes inside {dtype}; use --format parquet")
+    binary = [name for name, dtype in frame.schema.items() if dtype == pl.Binary]
+    return frame.with_columns(pl.col(binary).bin.encode("hex")) if binary else frame
 
 
 def write_output(data: bytes, output: str) -> None:
