@@ -348,6 +348,7 @@ def render_run(result: Any) -> str:
     for s in result.landing_results:
         if not s.read:
             lines.append(f"  {s.dataset:<26}{s.files:>6}{'unchanged, not read':>32}")
+            lines.extend(f"    {line}" for line in not_read_lines(s.skipped))
             continue
         lines.append(f"  {s.dataset:<26}{s.files:>6}{s.rows:>10}{s.quarantined:>13}{s.seconds:>9.2f}")
         for reason, count in s.quarantined_by_reason.items():
@@ -361,6 +362,7 @@ def render_run(result: Any) -> str:
                 f"    {plural(s.records_read_tolerantly, 'record')} read by the tolerant reader "
                 f"(files: {', '.join(f'{n} {path}' for path, n in sorted(s.read_paths.items()))})"
             )
+        lines.extend(f"    {line}" for line in not_read_lines(s.skipped))
     lines.append("")
     lines.append(f"{'table':<28}{'zone':<9}{'rows':>7}  {'status':<11}{'seconds':>8}")
     for t in result.tables:
@@ -432,6 +434,17 @@ def validate(
     sys.exit(0 if result.ok else 1)
 
 
+SHOWN_NOT_READ = 10
+
+
+def not_read_lines(skipped: dict[str, str]) -> list[str]:
+    """The files under a landing folder that were not read, a line each with why (the first few)."""
+    lines = [f"not read: {path} ({why})" for path, why in list(skipped.items())[:SHOWN_NOT_READ]]
+    if len(skipped) > SHOWN_NOT_READ:
+        lines.append(f"not read: {len(skipped) - SHOWN_NOT_READ} more (--json lists every one)")
+    return lines
+
+
 def render_validation(result: Any) -> str:
     lines = []
     for report in result.reports:
@@ -443,6 +456,8 @@ def render_validation(result: Any) -> str:
     for dataset, reasons in result.quarantined.items():
         for reason, count in reasons.items():
             lines.append(f"{dataset}: {count} records would be quarantined: {reason}")
+    for dataset, unread in result.skipped.items():
+        lines.extend(f"{dataset}: {line}" for line in not_read_lines(unread))
     failed = sum(not r.ok for r in result.reports)
     quarantined = sum(sum(q.values()) for q in result.quarantined.values())
     if result.ok:

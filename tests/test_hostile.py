@@ -62,13 +62,10 @@ def gzipped_json(path: Path) -> None:
 
 
 def unreadable(path: Path) -> None:
-    """A file stedi-etl cannot read: one without read permission, or for root, who reads anything, a link
-    to nowhere."""
-    if os.geteuid() == 0:
-        path.symlink_to(path.parent / "gone" / "nowhere.json")
-    else:
-        path.write_text("{}")
-        path.chmod(0)
+    """A file stedi-etl cannot read: one without read permission. (Root reads anything; a link to nowhere,
+    which stood in for it, is now skipped and listed: tests/test_links.py.)"""
+    path.write_text("{}")
+    path.chmod(0)
 
 
 def one_gigabyte_line(path: Path) -> None:
@@ -95,12 +92,11 @@ CASES = [
         r"bad\.json is HTML or XML",
     ),
     ("deeply nested JSON", bad_file("bad.json", nested(100_000)), [], 1, r"bad\.json is not JSON records"),
-    (
-        "unreadable file",
-        bad_file("bad.json", unreadable),
-        [],
-        1,
-        r"cannot read \S+bad\.json: (a link to nothing|Perm)",
+    # Only a user other than root can be refused a file (root reads anything).
+    *(
+        [("unreadable file", bad_file("bad.json", unreadable), [], 1, r"cannot read \S+bad\.json: Perm")]
+        if os.geteuid() != 0
+        else []
     ),
     ("a 1 GB single line", bad_file("bad.json", one_gigabyte_line), [], 1, r"bad\.json is text without"),
     ("dataset folder missing", lambda landing: shutil.rmtree(landing / "step_trainer"), [], 2, "no landing"),

@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from stedi_etl.contracts import load_contract
 from stedi_etl.errors import LandingError, UsageError
 from stedi_etl.lake.storage import Store
-from stedi_etl.landing.read import parse_file, read_landing, read_native, read_tolerant, require_landing
+from stedi_etl.landing.read import (
+    HIDDEN,
+    parse_file,
+    read_landing,
+    read_native,
+    read_tolerant,
+    require_landing,
+)
 from tests.conftest import write_landing
 
 ACCEL = load_contract("accelerometer_landing")
@@ -139,7 +146,8 @@ def test_gzip_and_nested_folders_are_read_and_hidden_files_ignored(tmp_path: Pat
     read = read_landing(Store(str(tmp_path)), "accelerometer")
     assert sorted(rows(read.frame)) == EXPECTED
     assert read.quarantined == 0
-    assert sorted(Path(p).name for p in read.ignored) == [".DS_Store", "_SUCCESS"]
+    assert sorted(Path(p).name for p in read.skipped) == [".DS_Store", "_SUCCESS"]
+    assert set(read.skipped.values()) == {HIDDEN}
 
 
 def test_a_missing_landing_folder_is_a_usage_error(tmp_path: Path) -> None:

@@ -88,6 +88,8 @@ class ValidationResult:
 
     reports: tuple[ValidationReport, ...]
     quarantined: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # Landing dataset -> each file under its folder that was not read -> why (hidden, a link not followed).
+    skipped: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -98,6 +100,7 @@ class ValidationResult:
             "ok": self.ok,
             "tables": [r.to_dict() for r in self.reports],
             "quarantined": {k: dict(v) for k, v in self.quarantined.items()},
+            "skipped": {k: dict(v) for k, v in self.skipped.items()},
         }
 
 

@@ -26,14 +26,18 @@ def validate_landing(uri: str, *, endpoint_url: str | None = None) -> Validation
     from stedi_etl.landing.read import landing_dir, read_landing, require_landing
 
     store = open_store(uri, endpoint_url=endpoint_url)
-    listings = require_landing(store, dataset_names())
+    unread: dict[str, dict[str, str]] = {}
+    listings = require_landing(store, dataset_names(), unread)
     reports = []
     quarantined = {}
+    skipped = {}
     for dataset in dataset_names():
-        read = read_landing(store, dataset, listings[dataset])
+        read = read_landing(store, dataset, listings[dataset], unread=unread[dataset])
         reports.append(replace(read.report, source=store.url(landing_dir(store, dataset))))
         quarantined[dataset] = read.quarantined_by_reason()
-    return ValidationResult(tuple(reports), quarantined)
+        if read.skipped:
+            skipped[dataset] = read.skipped
+    return ValidationResult(tuple(reports), quarantined, skipped)
 
 
 def validate_lake(uri: str, *, endpoint_url: str | None = None, as_of: str | None = None) -> ValidationResult:

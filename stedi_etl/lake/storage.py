@@ -32,6 +32,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -57,6 +58,7 @@ _BLOCKING = frozenset(
     | {"call_s3"}
 )
 _log = logging.getLogger("stedi_etl.storage")
+_NOT_REGULAR = "not a regular file (a pipe, socket or device)"
 
 
 def operation_timeout() -> float:
@@ -465,8 +467,14 @@ class Store:
         """Every file below ``path`` (recursively) with its size; empty when ``path`` does not exist."""
         return {name: info.size for name, info in self.listing(path).items()}
 
-    def listing(self, path: str) -> dict[str, FileInfo]:
-        """Every file below ``path`` (recursively) with its size and change stamp, in one listing."""
+    def listing(self, path: str, skipped: dict[str, str] | None = None) -> dict[str, FileInfo]:
+        """Every file below ``path`` (recursively) with its size and change stamp, in one listing.
+
+        A link is read as the file it names when that is a regular file inside this store's root (its size
+        and stamps are the file's); any other link, and anything that is not a regular file (a pipe would
+        wait for a writer forever), is not read: with ``skipped`` it goes there (path -> why), without it
+        the listing fails naming it.
+        """
         # No exists() first: on S3 that is two more requests (HEAD, then a listing) per call.
         with self._errors("list", path):
             try:
@@ -475,15 +483,38 @@ class Store:
                 return {}
             except NotADirectoryError:
                 raise StorageError(f"cannot list {self.url(path)}: it is a file, not a folder") from None
-        for name, info in found.items():
-            if info.get("type") == "other":  # reading a pipe would wait for a writer forever
-                what = "a link to nothing" if info.get("islink") else "not a regular file (a pipe or device)"
-                raise StorageError(f"cannot read {self.url(name)}: {what}")
-        return {
-            name: FileInfo(int(info.get("size") or 0), _stamp(info))
-            for name, info in sorted(found.items())
-            if info.get("type") != "directory"
-        }
+        files: dict[str, FileInfo] = {}
+        for name, info in sorted(found.items()):
+            if info.get("type") == "directory":
+                continue
+            if info.get("type") == "file" and not info.get("islink"):
+                files[name] = FileInfo(int(info.get("size") or 0), _stamp(info))
+                continue
+            target, why = self._followed(name) if info.get("islink") else (None, _NOT_REGULAR)
+            if target is not None:
+                files[name] = target
+            elif skipped is not None:
+                skipped[name] = why
+            else:
+                raise StorageError(f"cannot read {self.url(name)}: {why}")
+        return files
+
+    def _followed(self, link: str) -> tuple[FileInfo | None, str]:
+        """The file a link on disk names, where it is a regular file inside the root; else why not."""
+        try:
+            target = os.path.realpath(link, strict=True)
+            status = Path(target).stat()
+        except FileNotFoundError:
+            return None, f"a link to nothing ({Path(link).readlink()})"
+        except OSError as err:  # ELOOP and the like
+            return None, f"a link that cannot be followed ({err.strerror or err})"
+        root = os.path.realpath(self.root)
+        if not target.startswith(root.rstrip("/") + "/"):
+            return None, f"a link to {target}, outside the landing root {root}"
+        if not stat.S_ISREG(status.st_mode):
+            return None, f"a link to {target}, which is not a regular file"
+        info = {"mtime": status.st_mtime, "created": status.st_ctime, "ino": status.st_ino}
+        return FileInfo(status.st_size, _stamp(info)), ""
 
     def is_file(self, path: str) -> bool:
         """Whether ``path`` is a file (on S3: an object at exactly that key)."""

@@ -29,7 +29,7 @@ import re
 import sys
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -127,7 +127,7 @@ class LandingRead:
     frame: pl.DataFrame
     quarantine: pl.DataFrame
     files: tuple[FileRead, ...]
-    ignored: tuple[str, ...]  # hidden files (".x", "_x"), skipped by the convention Spark and Athena follow
+    skipped: dict[str, str]  # each file under the folder not read -> why (hidden, a link not followed, ...)
     report: ValidationReport  # the landing contract's checks on the rows
     seconds: float
     days: DaySums | None = None  # the rows summed by day of ``day_column``, where it was given
@@ -158,12 +158,29 @@ class LandingRead:
         return dict(sorted(counts.iter_rows(), key=lambda reason_count: (-reason_count[1], reason_count[0])))
 
 
-def require_landing(store: Store, datasets: Iterable[str]) -> dict[str, dict[str, FileInfo]]:
+HIDDEN = "hidden: names starting with '.' or '_' are skipped, as Spark and Athena skip them"
+DOT_PARTS = "a name with a '.' or '..' part, which does not name one file unambiguously"
+
+
+def why_not_read(relative: str) -> str | None:
+    """Why a listed file is not read, by its path within its dataset's folder; None: it is read."""
+    if not is_hidden(relative):
+        return None
+    return DOT_PARTS if {".", ".."} & set(relative.strip("/").split("/")) else HIDDEN
+
+
+def require_landing(
+    store: Store, datasets: Iterable[str], skipped: dict[str, dict[str, str]] | None = None
+) -> dict[str, dict[str, FileInfo]]:
     """Each dataset's landing files with their sizes and stamps; refuses a dataset without any (a mistyped
-    landing URI must not publish empty tables)."""
+    landing URI must not publish empty tables). What is under a dataset's folder but is not read (a link
+    that is not followed, a pipe) goes to ``skipped[dataset]`` (its URL -> why), with the hidden files."""
     listings = {}
     for dataset in datasets:
-        listings[dataset] = store.listing(landing_dir(store, dataset))
+        unread: dict[str, str] = {}
+        listings[dataset] = store.listing(landing_dir(store, dataset), unread)
+        if skipped is not None:
+            skipped[dataset] = {store.url(path): why for path, why in unread.items()}
         if not listings[dataset]:
             where = store.url(landing_dir(store, dataset))
             raise UsageError(f"no landing files for {dataset} under {where}/ (is the landing URI right?)")
@@ -181,6 +198,7 @@ def read_landing(
     rows_at_once: int = CHECK_ROWS,
     executor: Any = None,
     on_task: Callable[[Any], None] | None = None,
+    unread: Mapping[str, str] | None = None,
 ) -> LandingRead:
     """Read every file under ``<root>/<dataset>/landing/`` (recursively) of ``store``.
 
@@ -194,16 +212,25 @@ def read_landing(
     parsed in batches of about ``batch_bytes`` (a larger file alone); rules relating rows to each other are
     checked a day at a time where they can be, on about ``rows_at_once`` rows at once. ``executor``
     (run/executors.py; None: this process) runs the batches' parses, each ``Done`` told to ``on_task``;
-    off this process they need ``cache``, where their rows go.
+    off this process they need ``cache``, where their rows go. ``unread`` is what the caller's listing
+    found and did not read (``require_landing``); with the hidden files, each is in ``LandingRead.skipped``
+    with its reason. A file is read when it is a regular file, or a link to one inside the landing root
+    (``Store.listing``), and no part of its path within the dataset's folder starts with "." or "_".
     """
     import polars as pl
 
     started = time.perf_counter()
     contract = landing_contract(dataset)
     directory = landing_dir(store, dataset)
+    skipped: dict[str, str] = dict(unread or {})
     if listed is None:
-        listed = store.listing(directory)
+        found: dict[str, str] = {}
+        listed = store.listing(directory, found)
+        skipped |= {store.url(path): why for path, why in found.items()}
     wanted = [p for p in listed if not is_hidden(p[len(directory) :])]
+    for path in listed:
+        if (why := why_not_read(path[len(directory) :])) is not None:
+            skipped[store.url(path)] = why
     source_of = {p: store.url(p) for p in wanted}
     keys = {p: cache.key(p[len(directory) :], listed[p]) for p in wanted} if cache else {}
     reused = cache.fetch(list(keys.values())) if cache else {}
@@ -239,7 +266,7 @@ def read_landing(
         )  # fmt: skip
         if not to_parse:
             break
-        after = store.listing(directory)
+        after = store.listing(directory, {})  # what is not read was reported from the first listing
         moved = [p for p in to_parse if after.get(p) != listed[p]]
         if not moved:
             break
@@ -282,7 +309,6 @@ def read_landing(
         )
         for path, outcome in zip(wanted, ordered, strict=True)
     )
-    ignored = tuple(store.url(p) for p in listed.keys() - set(wanted))
     seconds = time.perf_counter() - started
     parts_by_day: dict[int, list[str]] = {}
     for entry, outcome in zip(entries, ordered, strict=False):  # no entries without a cache
@@ -293,7 +319,7 @@ def read_landing(
         frame,
         quarantine_frame(rejected),
         files,
-        ignored,
+        dict(sorted(skipped.items())),
         report,
         seconds,
         days,

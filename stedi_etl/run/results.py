@@ -26,6 +26,8 @@ class LandingSummary:
     files_reused: int = 0  # taken from the parses of earlier runs (the parse cache)
     # Records read by the tolerant splitter; a "mixed" file had only the parts around its bad lines read so.
     records_read_tolerantly: int = 0
+    # Each file under the dataset's folder that was not read -> why (hidden, a link not followed, a pipe).
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

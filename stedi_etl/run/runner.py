@@ -41,7 +41,7 @@ from stedi_etl.lake.tables import (
     new_run_id,
 )
 from stedi_etl.landing.cache import ParseCache
-from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing
+from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing, why_not_read
 from stedi_etl.model.days import digests
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
 from stedi_etl.run.executors import IN_PROCESS, Done, Executor, open_executor
@@ -153,7 +153,8 @@ def run(
     the_lake.require_folder()
     choice = choose_landing(the_lake, landing)
     landing_store = open_store(choice.uri, endpoint_url=endpoint_url)
-    listings = require_landing(landing_store, datasets)
+    skipped: dict[str, dict[str, str]] = {}
+    listings = require_landing(landing_store, datasets, skipped)
     executor = open_executor(scheduler, workers)
     try:
         # The run's id is taken as it gets the lock: ids sort by time, and a run that waited for another
@@ -163,7 +164,7 @@ def run(
         try:
             return _Run(
                 run_id, landing_store, listings, the_lake, steps, options, full_refresh, say, lock, choice,
-                meter, budget(memory_limit), executor,
+                meter, budget(memory_limit), executor, skipped,
             ).go(retention_hours)  # fmt: skip
         finally:
             lock.release()
@@ -232,6 +233,7 @@ class _Run:
         meter: Meter,
         the_budget: Budget,
         executor: Executor,
+        unread: dict[str, dict[str, str]],
     ) -> None:
         self.started = time.perf_counter()
         self.landing_store = landing_store
@@ -245,6 +247,7 @@ class _Run:
         self.meter = meter
         self.datasets = list(listings)
         self.landing_files = {d: landing_inputs(landing_store, d, listings[d]) for d in self.datasets}
+        self.unread = unread  # dataset -> what its listing found and does not read -> why
         self.result = RunResult(
             run_id,
             landing_store.uri,
@@ -401,8 +404,26 @@ class _Run:
             if dataset not in self.landing_results:
                 listed = self.landing_files[dataset]
                 self.landing_results[dataset] = LandingSummary(
-                    dataset, len(listed), sum(f["size"] for f in listed), None, None, {}, {}, 0.0
+                    dataset,
+                    len(listed),
+                    sum(f["size"] for f in listed),
+                    None,
+                    None,
+                    {},
+                    {},
+                    0.0,
+                    skipped=self.skipped_files(dataset),
                 )
+
+    def skipped_files(self, dataset: str) -> dict[str, str]:
+        """The files under a dataset's folder a run does not read, with why, without reading the rest."""
+        folder = landing_dir(self.landing_store, dataset)
+        hidden = {
+            self.landing_store.url(path): why
+            for path in self.listings[dataset]
+            if (why := why_not_read(path[len(folder) :])) is not None
+        }
+        return dict(sorted({**self.unread.get(dataset, {}), **hidden}.items()))
 
     def landing_id(self, dataset: str) -> str:
         """What a dataset's landing data is: its contract and each file's path, size and stamp. Paths are
@@ -821,6 +842,7 @@ class _Run:
                 rows_at_once=self.budget.task_rows,
                 executor=self.executor,
                 on_task=lambda done: self.task_done("parse", dataset, done, files=len(done.result)),
+                unread=self.unread.get(dataset),
             )
         finally:
             self.meter.finish(task)
@@ -853,6 +875,7 @@ class _Run:
             files_parsed=sum(not f.reused for f in read.files),
             files_reused=sum(f.reused for f in read.files),
             records_read_tolerantly=sum(f.tolerant_records for f in read.files),
+            skipped=read.skipped,
         )
         self.say(
             f"landing {dataset}: {plural(read.rows, 'row')} from {plural(len(read.files), 'file')}, "
