@@ -63,3 +63,25 @@ def test_a_full_disk_fails_the_run_in_clear_lines_and_the_next_run_settles_it(
     runs = json.loads((out / "runs.json").read_text())["runs"]
     assert runs[-1]["status"] == "succeeded" and runs[-1]["run_id"] == after["run_id"]  # oldest first
     assert all(r["status"] in ("succeeded", "failed", "interrupted") for r in runs), runs
+
+
+def test_a_read_only_lake_fails_in_one_clear_line(starter: Path, tmp_path: Path) -> None:
+    lake, out = tmp_path / "lake", tmp_path / "out"
+    lake.mkdir()
+    out.mkdir()
+    script = (
+        f"mount --bind {lake} {lake} && mount -o remount,bind,ro {lake} || exit 97\n"
+        f"{sys.executable} -m stedi_etl run-all --landing {starter} --lake {lake} -q 2> {out}/err\n"
+        f"echo $? > {out}/rc\n"
+    )
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (out / "rc").read_text().strip() == "1"
+    assert (out / "err").read_text() == f"error: cannot lock {lake}: Read-only file system\n"

@@ -429,6 +429,13 @@ def test_a_persistent_s3_error_fails_the_run_cleanly(
         assert secret not in done.stdout + done.stderr
     assert lake_versions(lake, s3.endpoint) == before
     assert_same_tables(lake_tables(lake, landed, s3.endpoint), local_tables)
+    # The failed runs' manifests (where they could be written) list no table as published: nothing was.
+    for key in s3.keys("lake/_stedi/runs/"):
+        manifest = json.loads(s3.get(key))
+        if manifest["status"] != "succeeded":
+            assert manifest["status"] in ("failed", "interrupted"), (key, manifest["status"])
+            published = [t["table"] for t in manifest["tables"] if t["status"] == "published"]
+            assert not published, (key, published)
 
 
 # --- catalog, query and ddl of a lake on S3 -----------------------------------------------------------------

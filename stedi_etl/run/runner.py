@@ -366,8 +366,17 @@ class _Run:
             else:
                 self.say("nothing to publish: every table is up to date or failed")
         except StediError as err:
+            status: RunStatus = "failed"
+            if self.result.status == "publishing":
+                # Failed while committing: the tables it had planned count as published only where their
+                # log holds this run's commit. Where the log cannot be read either, the run stays
+                # "publishing" and the next run settles it.
+                try:
+                    self.result = self.committed_only(self.result)
+                except StediError:
+                    status = "publishing"
             try:
-                self.record(status="failed", error=str(err), ended_at=_now())
+                self.record(status=status, error=str(err), ended_at=_now())
             except StediError as unrecorded:  # the first error stays the one reported
                 err.also = (*err.also, f"the failed run could not be recorded: {unrecorded}")
             raise
@@ -693,6 +702,22 @@ class _Run:
             f"({outcome.seconds:.2f}s)"
         )
 
+    def committed_only(self, result: RunResult) -> RunResult:
+        """``result`` with each table it lists as published that its log holds no commit of this run for
+        recorded as failed (the run failed while publishing)."""
+        claimed = [t.table for t in result.tables + result.quarantines if t.status == "published"]
+        made = _committed_by(self.lake, self.run_id, claimed)
+
+        def settle(entries: tuple[TableResult, ...]) -> tuple[TableResult, ...]:
+            return tuple(
+                replace(t, status="failed", version=None, reason=NOT_COMMITTED)
+                if t.status == "published" and t.table not in made
+                else t
+                for t in entries
+            )
+
+        return replace(result, tables=settle(result.tables), quarantines=settle(result.quarantines))
+
     def task_done(self, kind: str, name: str, done: Done, **what: Any) -> None:
         """Record a finished task: what it did and the worker that ran it."""
         self.task_records.append(
@@ -922,22 +947,31 @@ def _settle_unfinished(lake: Lake, run_id: str, took_over: str | None = None) ->
     return settled
 
 
-def _mark_interrupted(lake: Lake, run_id: str, found_by: str, manifest: dict[str, Any]) -> None:
-    """Record that ``run_id`` ended without finishing, with its tables as they were committed."""
+NOT_COMMITTED = "not committed: the run ended while publishing"
+
+
+def _committed_by(lake: Lake, run_id: str, tables: list[str]) -> set[str]:
+    """Which of ``tables`` have a commit of ``run_id`` in their log."""
     from stedi_etl.lake import delta
 
-    for kind in ("tables", "quarantines"):
-        entries = manifest.get(kind) or []
-        for entry in entries:
-            if entry.get("status") != "published":
-                continue
-            commits = delta.history(lake.store, lake.table_dir(entry["table"]))
-            if not any((c.record.get("run") or {}).get("run_id") == run_id for c in commits):
-                entry.update(
-                    status="failed",
-                    version=None,
-                    reason="not committed: the run ended while publishing",
-                )
+    return {
+        table
+        for table in tables
+        if any(
+            (c.record.get("run") or {}).get("run_id") == run_id
+            for c in delta.history(lake.store, lake.table_dir(table))
+        )
+    }
+
+
+def _mark_interrupted(lake: Lake, run_id: str, found_by: str, manifest: dict[str, Any]) -> None:
+    """Record that ``run_id`` ended without finishing, with its tables as they were committed."""
+    entries = [e for kind in ("tables", "quarantines") for e in manifest.get(kind) or []]
+    claimed = [e["table"] for e in entries if e.get("status") == "published"]
+    made = _committed_by(lake, run_id, claimed)
+    for entry in entries:
+        if entry.get("status") == "published" and entry["table"] not in made:
+            entry.update(status="failed", version=None, reason=NOT_COMMITTED)
     manifest.update(
         status="interrupted",
         ok=False,
