@@ -193,6 +193,14 @@ def _run_options(command: F) -> F:
         help="Rebuild every table, even those whose inputs, contract and options are unchanged.",
     )(command)
     command = click.option(
+        "--consent",
+        type=click.Choice(["per-record", "latest-record"]),
+        default="per-record",
+        show_default=True,
+        help="Whose records are trusted: every record with research consent (per-record), or only those of "
+        "customers whose latest record, by lastUpdateDate, consents (latest-record: withdrawals honoured).",
+    )(command)
+    command = click.option(
         "--consent-cutoff",
         is_flag=True,
         help="Keep only accelerometer readings taken at or after the customer's research consent.",
@@ -260,6 +268,7 @@ class RunArgs:
     lake: str
     ml_join: str
     consent_cutoff: bool
+    consent: str
     full_refresh: bool
     wait: float
     memory_limit: int | None
@@ -294,7 +303,7 @@ def _run(tables: tuple[str, ...] | None, args: RunArgs, *, report_path: str | No
         args.landing,
         args.lake,
         tables=tables,
-        options=RunOptions(ml_join=args.ml_join, consent_cutoff=args.consent_cutoff),  # type: ignore[arg-type]
+        options=RunOptions(ml_join=args.ml_join, consent_cutoff=args.consent_cutoff, consent=args.consent),  # type: ignore[arg-type]
         endpoint_url=args.s3_endpoint_url,
         progress=None if args.quiet or args.as_json else progress,
         full_refresh=args.full_refresh,
@@ -329,11 +338,14 @@ def render_run(result: Any) -> str:
         lines.append(f"landing changed: {result.landing_changed_from} -> {result.landing}")
     elif result.landing_source == "recorded":
         lines.append("landing: the one the lake was built from (--landing reads another)")
-    if result.options.ml_join != "same-customer" or result.options.consent_cutoff or result.full_refresh:
+    options = result.options
+    if options.ml_join != "same-customer" or options.consent_cutoff or options.consent != "per-record":
         lines.append(
-            f"options: ml-join={result.options.ml_join} consent-cutoff={result.options.consent_cutoff}"
-            f" full-refresh={result.full_refresh}"
+            f"options: ml-join={options.ml_join} consent={options.consent} "
+            f"consent-cutoff={options.consent_cutoff} full-refresh={result.full_refresh}"
         )
+    elif result.full_refresh:
+        lines.append("options: full-refresh")
     if result.took_over_from:
         lines.append(f"took over the lock of run {result.took_over_from}, which ended without releasing it")
     executor = result.executor

@@ -271,7 +271,7 @@ def test_the_manifest_records_the_run_its_inputs_and_each_table(tmp_path: Path) 
     assert manifest["status"] == "succeeded" and manifest["ok"] is True
     assert manifest["stedi_etl_version"] == __version__
     assert manifest["started_at"] <= manifest["ended_at"]
-    assert manifest["options"] == {"ml_join": "timestamp", "consent_cutoff": False}
+    assert manifest["options"] == {"ml_join": "timestamp", "consent_cutoff": False, "consent": "per-record"}
     tables = {t["table"]: t for t in manifest["tables"] + manifest["quarantines"]}
     assert set(tables) == set(TABLES + QUARANTINES)
     the_lake = Lake(Store(str(lake)))

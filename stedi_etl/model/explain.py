@@ -50,11 +50,42 @@ def filtered(reason: str, source: pl.DataFrame, kept: pl.DataFrame) -> Explained
 
 
 def customer_trusted(customers: pl.DataFrame, *, options: Mapping[str, Any]) -> Explained:
-    """transforms.customer_trusted: consenting records, distinct."""
+    """transforms.customer_trusted: consenting records (of customers whose latest record consents, with
+    ``consent="latest-record"``), distinct."""
     import polars as pl
 
+    from stedi_etl.model.transforms import withdrawn
+
     consenting = customers.filter(pl.col("shareWithResearchAsOfDate").is_not_null())
-    return filtered("no_consent", customers, consenting)
+    if options.get("consent") != "latest-record":
+        return filtered("no_consent", customers, consenting)
+    kept = consenting.join(withdrawn(customers.lazy()).collect(), on="email", how="anti")
+    losses = (
+        Loss("no_consent", customers.height - consenting.height),
+        Loss("consent_withdrawn", consenting.height - kept.height),
+        Loss("duplicates", duplicates(kept)),
+    )
+    return losses, None, ()
+
+
+def consent_withdrawn(customers: pl.LazyFrame, *, options: Mapping[str, Any]) -> list[tuple[str, int, str]]:
+    """Under ``consent="per-record"``, the customers whose latest record withdraws the research consent an
+    earlier record gave: their consenting records are kept, and the reader should know how many."""
+    from stedi_etl.model.transforms import withdrawn
+
+    if options.get("consent") == "latest-record":
+        return []
+    count = withdrawn(customers).select("email").collect().height
+    if not count:
+        return []
+    return [
+        (
+            "consent_withdrawn",
+            count,
+            f"{count} customers' latest record (by lastUpdateDate) withdraws the research consent an earlier "
+            "record gave; their consenting records are kept (--consent latest-record leaves them out)",
+        )
+    ]
 
 
 def accelerometer_trusted(

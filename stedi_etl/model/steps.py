@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from stedi_etl.model import explain, transforms
 from stedi_etl.model.explain import Explained
-from stedi_etl.model.transforms import MlJoin
+from stedi_etl.model.transforms import Consent, MlJoin
 
 if TYPE_CHECKING:
     import polars as pl
@@ -29,6 +29,9 @@ class Step:
     # (run/partitions.py); the other inputs go whole to every day. ``partition_column`` is the output's.
     partition_by: Mapping[str, str] = field(default_factory=dict)
     partition_column: str = ""
+    # What in the step's inputs a reader should know under the run's options, though no rule is broken
+    # (model/explain.py): (check, rows or customers, description) each, reported as the table's warnings.
+    notice: Callable[..., list[tuple[str, int, str]]] | None = None
 
 
 # The whole DAG. Inputs named <dataset>_landing are read from the landing zone.
@@ -37,7 +40,9 @@ STEPS: tuple[Step, ...] = (
         "customer_trusted",
         ("customer_landing",),
         transforms.customer_trusted,
+        ("consent",),
         explain=explain.customer_trusted,
+        notice=explain.consent_withdrawn,
     ),
     Step(
         "accelerometer_trusted",
@@ -74,12 +79,15 @@ STEPS: tuple[Step, ...] = (
 )
 
 ML_JOINS: tuple[MlJoin, ...] = ("same-customer", "timestamp")
+CONSENTS: tuple[Consent, ...] = ("per-record", "latest-record")
 
 
 @dataclass(frozen=True)
 class RunOptions:
     ml_join: MlJoin = "same-customer"
     consent_cutoff: bool = False
+    # per-record: every consenting record counts; latest-record: a customer's latest record decides.
+    consent: Consent = "per-record"
 
     def waived(self, table: str) -> frozenset[str]:
         """Contract rules this run's options knowingly break; they are still checked, as warnings."""

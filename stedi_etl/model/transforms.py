@@ -13,6 +13,7 @@ import polars as pl
 
 from stedi_etl.model.sorting import distinct
 
+Consent = Literal["per-record", "latest-record"]
 MlJoin = Literal["same-customer", "timestamp"]
 
 
@@ -20,9 +21,36 @@ def _columns(frame: pl.LazyFrame) -> list[str]:
     return frame.collect_schema().names()
 
 
-def customer_trusted(customers: pl.LazyFrame) -> pl.LazyFrame:
-    """Distinct customer records with research consent; an absent or null consent date is no consent."""
-    return distinct(customers.filter(pl.col("shareWithResearchAsOfDate").is_not_null()))
+def customer_trusted(customers: pl.LazyFrame, *, consent: Consent = "per-record") -> pl.LazyFrame:
+    """Distinct customer records with research consent; an absent or null consent date is no consent.
+
+    With ``consent="latest-record"``, only the records of customers whose latest record (by lastUpdateDate)
+    consents: a customer who withdrew consent in a later record is out, earlier records and all.
+    """
+    consenting = customers.filter(pl.col("shareWithResearchAsOfDate").is_not_null())
+    if consent == "latest-record":
+        consenting = consenting.join(withdrawn(customers), on="email", how="anti")
+    return distinct(consenting)
+
+
+def withdrawn(customers: pl.LazyFrame) -> pl.LazyFrame:
+    """The emails (column ``email``) whose latest record lacks research consent while an earlier one has it.
+
+    A customer's latest records are those with the greatest lastUpdateDate, a null one counting as the
+    oldest; where several records tie as latest, one without consent decides (a withdrawal is never lost
+    to an ordering accident).
+    """
+    updated = pl.col("lastUpdateDate").fill_null(pl.lit(-(2**63), pl.Int64))
+    consents = pl.col("shareWithResearchAsOfDate").is_not_null()
+    return (
+        customers.group_by("email")
+        .agg(
+            (~consents).filter(updated == updated.max()).any().alias("_latest_withdraws"),
+            consents.any().alias("_ever_consented"),
+        )
+        .filter(pl.col("_latest_withdraws") & pl.col("_ever_consented"))
+        .select("email")
+    )
 
 
 def accelerometer_trusted(

@@ -560,6 +560,15 @@ class _Run:
         )
         waive = self.options.waived(step.table)
         rows = check_rows(frame, contract, failure_cases(frame, contract, "error", waive), waive=waive)
+        if step.notice is not None:
+            noticed = step.notice(*(frames[i].lazy() for i in step.inputs), options=keywords)  # type: ignore[union-attr]
+            rows = replace(
+                rows,
+                warnings=rows.warnings
+                + tuple(
+                    CheckFailure(step.table, check, "warning", count, text) for check, count, text in noticed
+                ),
+            )
         staged = self.stage(step.table, frame, built_from) if rows.ok else None
         tables, finished = self.relation_inputs(index, frames, frame, staged)  # type: ignore[arg-type]
         height = frame.height
