@@ -6,8 +6,9 @@ inference, no per-record Python). The native path only accepts a file when it ca
 exactly as the tolerant path would; otherwise the file goes to the tolerant path, which splits the text into
 records itself and types each one. Both share one set of typing rules:
 
-- keys match contract columns case-insensitively; where a record holds a column's key more than once, the
-  spelling the file's first record uses wins, then the first occurrence (what Polars' reader does);
+- keys match contract columns case-insensitively; a record holding a column's key more than once (`email`
+  twice, or `email` and `Email`) is quarantined as duplicate_key: which value counts would otherwise be an
+  accident of the reader (Polars keeps the first, Python's json and browsers the last);
 - text columns take JSON strings, and JSON integers as their digits;
 - integer columns take integers, integral numbers and numeric strings within Int64;
 - number columns take numbers and numeric strings;
@@ -63,7 +64,9 @@ BATCH_BYTES = 64 * 2**20  # the default; a run's memory limit may lower it
 READS = 3  # reads of a file that keeps changing as it is read, before its dataset fails
 CHECK_ROWS = 2_000_000  # rows checked at once for a rule relating rows of one day (a run passes its budget's)
 
-Reason = Literal["invalid_json", "not_an_object", "missing_required", "bad_value", "check_failed"]
+Reason = Literal[
+    "invalid_json", "not_an_object", "duplicate_key", "missing_required", "bad_value", "check_failed"
+]
 # native: Polars' reader took every record; tolerant: the Python splitter did; mixed: Polars took the file's
 # parts around a few bad lines and only the parts holding those went through the splitter.
 ReadPath = Literal["native", "tolerant", "mixed"]
@@ -800,7 +803,6 @@ def _read_in_parts(plan: _NativeRead, source: str, contract: Contract) -> Parsed
                 plan.original[start:end],
                 source,
                 contract,
-                spelled=plan.spelled,
                 first_line=data.count(b"\n", 0, start) + 1,
                 first_record=record,
             )
@@ -902,6 +904,8 @@ def _accept_native(
     frame = frame.rename({v: k for k, v in spelled.items() if k != v})
     if shaped and _text_columns_ambiguous(shaped, plan.data, spelled):
         return None
+    if _may_repeat_a_key(frame, plan.data, spelled):
+        return None  # Polars keeps a repeated key's first value; the tolerant path quarantines the record
     # A record spelling a key differently from the first record reads as null here. Only columns with nulls
     # can hide one; for those, the quoted name must occur as often case-blind as spelled.
     with_nulls = [name for name, count in frame.null_count().row(0, named=True).items() if count]
@@ -915,6 +919,26 @@ def _accept_native(
             if lowered.count(quoted.lower()) != data.count(quoted):
                 return None
     return frame
+
+
+def _may_repeat_a_key(frame: pl.DataFrame, data: bytes, spelled: dict[str, str]) -> bool:
+    """Whether some record of the file holds a contract column's key twice (in any letter case).
+
+    Every key is followed by ``":``; where the file holds as many of those as the frame has values, each
+    is one value's key and none repeats: one count over the bytes, the common case (every key present with
+    a value). Otherwise (explicit nulls, keys outside the contract, or a repeat) each line's keys are
+    counted, column by column.
+    """
+    import polars as pl
+
+    values = frame.select(pl.all().count()).row(0, named=True)
+    if data.count(b'":') == sum(values.values()):
+        return False
+    lines = pl.Series([data.decode("utf-8", errors="replace")]).str.split("\n").explode()
+    return any(
+        (lines.str.count_matches(r'(?i)"' + re.escape(spelled.get(name, name)) + r'"\s*:').max() or 0) > 1
+        for name in values
+    )
 
 
 # Polars reads any JSON scalar into a text column as its text, so a value shaped like a number, a boolean,
@@ -1134,14 +1158,14 @@ def read_tolerant(
     source: str,
     contract: Contract,
     *,
-    spelled: dict[str, str] | None = None,
     first_line: int = 1,
     first_record: int = 1,
 ) -> ParsedFile:
     """Split and type the records of one file in Python; every record becomes a row or a reject.
 
-    For a part of a file, ``spelled`` is the file's key spellings, and ``first_line``/``first_record``
-    number the part's first line and record as in the whole file.
+    Keys match contract columns case-blind; a record holding a column's key twice (in any letter case) is
+    quarantined as ``duplicate_key``. For a part of a file, ``first_line``/``first_record`` number the
+    part's first line and record as in the whole file.
     """
     import polars as pl
 
@@ -1160,9 +1184,7 @@ def read_tolerant(
         line += text.count("\n", counted_to, piece.start)
         counted_to = piece.start
         raw = _raw_text(text, piece.start, piece.end)
-        if spelled is None and isinstance(piece.value, _Object):
-            spelled = _spellings(piece.value, by_lower)
-        row, reason, detail = _conform(piece, by_lower, required, spelled or {})
+        row, reason, detail = _conform(piece, by_lower, required)
         if row is None:
             parsed.rejected.append(Rejected(source, line, number, reason, detail, raw))  # type: ignore[arg-type]
             continue
@@ -1175,18 +1197,8 @@ def read_tolerant(
     return parsed
 
 
-def _spellings(first: _Object, by_lower: dict[str, Column]) -> dict[str, str]:
-    """Column -> the key spelling a file's first record uses for it (its first, if it has several)."""
-    spelled: dict[str, str] = {}
-    for key, _value in first:
-        column = by_lower.get(key.lower())
-        if column is not None:
-            spelled.setdefault(column.name, key)
-    return spelled
-
-
 def _conform(
-    piece: _Piece, by_lower: dict[str, Column], required: list[str], spelled: dict[str, str]
+    piece: _Piece, by_lower: dict[str, Column], required: list[str]
 ) -> tuple[dict[str, Any] | None, str, str]:
     if piece.error is not None:
         return None, "invalid_json", piece.error
@@ -1194,19 +1206,17 @@ def _conform(
         return None, "not_an_object", f"a JSON {_json_kind(piece.value)}, not an object"
     row: dict[str, Any] = {}
     columns: dict[str, Column] = {}
-    preferred: set[str] = set()  # columns whose value came under the file's own spelling
+    keys: dict[str, str] = {}  # column -> the key its value came under
     for key, value in piece.value:
         column = by_lower.get(key.lower())
         if column is None:
             continue  # a key outside the contract
         name = column.name
-        is_preferred = key == spelled.get(name, name)
-        if name in row and (name in preferred or not is_preferred):
-            continue  # a repeat that does not outrank the value already read
+        if name in keys:  # which value counts would be an accident of the reader: neither decides
+            return None, "duplicate_key", f"{key!r} repeats {keys[name]!r}"
         row[name] = value
         columns[name] = column
-        if is_preferred:
-            preferred.add(name)
+        keys[name] = key
     missing = [name for name in required if row.get(name) is None]
     if missing:
         return None, "missing_required", f"no value for {', '.join(missing)}"
