@@ -5,14 +5,14 @@ readings that belong to no customer.
 Keys come from the contracts (their primaryKey columns); the serial number is the column the customer and
 step trainer contracts share. Everything is computed with Polars expressions over the landing frames.
 
-Personal values appear only as the repeated keys of the worst offenders. By default an email shows its
-local part with the domain masked (``Larry.Mitra@***``), so whoever fixes the website can recognise the
-re-registered customers, and any other personal value is masked whole; ``show_personal`` shows them as
-they are.
+Personal values appear only as the repeated keys of the worst offenders. By default each is shown as a
+stable short digest (``***#3f9a1c2b``): the local part of an email is a person's name, so none of it is
+shown, while repeats of one customer still read as one; ``show_personal`` shows the values as they are.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -239,12 +239,18 @@ def duplicates(frame: pl.DataFrame, contract: Contract, top: int, show_personal:
 
 
 def shown(value: Any, contract: Contract, column: str, show_personal: bool) -> str:
-    """A key value as printed: an email keeps its local part, any other personal value is masked."""
+    """A key value as printed: a personal value as a stable short digest (``***#3f9a1c2b``), which names
+    nobody (an email's local part is a name) yet tells repeats of one value apart from another's."""
     text = "null" if value is None else str(value)
     if show_personal or value is None or not contract.column(column).personal:
         return text
-    local, at, _domain = text.partition("@")
-    return f"{local}@{MASK}" if at else MASK
+    return masked_id(text)
+
+
+def masked_id(value: str) -> str:
+    """A personal value as the masked report and profile show it: the same value, the same 8 hex digits."""
+    digest = hashlib.sha256(b"stedi-etl masked value\0" + value.encode()).hexdigest()[:8]
+    return f"{MASK}#{digest}"
 
 
 def null_rates(frame: pl.DataFrame) -> tuple[ColumnNulls, ...]:
