@@ -179,3 +179,43 @@ def test_under_latest_record_no_customer_whose_latest_record_lacks_consent_reach
     # Every customer whose latest record consents keeps every consenting record.
     consenting = {EMAILS[r[0]] for r in records if r[2]} - lacking
     assert set(trusted.collect()["email"]) == consenting
+
+
+def test_readings_sent_under_a_case_or_space_variant_of_an_email_are_counted_not_dropped_silently(
+    starter: Path, tmp_path: Path
+) -> None:
+    """Matching stays exact (an email is who sent it); 4 of a consenting customer's 7 readings sent under a
+    lower-case, upper-case or space-padded variant of the email are reported with their count."""
+    import shutil
+
+    customers = starter / "customer" / "landing" / "*.json"
+    ((email,),) = duckdb.sql(
+        f"SELECT min(email) FROM read_json_auto('{customers}') WHERE shareWithResearchAsOfDate IS NOT NULL"
+        " AND email <> lower(email)"
+    ).fetchall()
+    variants = [email, email, email, email.lower(), email.upper(), f" {email}", f"{email}  "]
+    landing = tmp_path / "landing"
+    shutil.copytree(starter, landing)
+    crafted = [
+        json.dumps({"user": user, "timestamp": 1_600_000_000_000 + i, "x": 0.1, "y": 0.2, "z": 0.3})
+        for i, user in enumerate(variants)
+    ]
+    (landing / "accelerometer" / "landing" / "variants.json").write_text("\n".join(crafted) + "\n")
+    result = run(str(landing), str(tmp_path / "lake"))
+    assert result.ok
+    tables = {t.table: t for t in result.tables}
+    (notice,) = [w for w in tables["accelerometer_trusted"].warnings if w.check == "near_miss_user"]
+    assert notice.failing_rows == 4
+    assert tables["accelerometer_trusted"].rows == STARTER_COUNTS["accelerometer_trusted"] + 3
+    kept = (
+        Lake.of(str(tmp_path / "lake"))
+        .read("accelerometer_trusted")
+        .filter(pl.col("timestamp") < 1_600_000_001_000)
+    )
+    assert set(kept["user"]) == {email}
+    # Without variants there is nothing to say.
+    assert not any(
+        w.check == "near_miss_user"
+        for t in run(str(starter), str(tmp_path / "plain")).tables
+        for w in t.warnings
+    )

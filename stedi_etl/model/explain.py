@@ -76,16 +76,36 @@ def consent_withdrawn(customers: pl.LazyFrame, *, options: Mapping[str, Any]) ->
     if options.get("consent") == "latest-record":
         return []
     count = withdrawn(customers).select("email").collect().height
-    if not count:
-        return []
-    return [
-        (
-            "consent_withdrawn",
-            count,
-            f"{count} customers' latest record (by lastUpdateDate) withdraws the research consent an earlier "
-            "record gave; their consenting records are kept (--consent latest-record leaves them out)",
-        )
-    ]
+    text = (
+        "customers whose latest record (by lastUpdateDate) withdraws the research consent an earlier record "
+        "gave; their consenting records are kept (--consent latest-record leaves them out)"
+    )
+    return [("consent_withdrawn", count, text)] if count else []
+
+
+def near_miss_users(
+    readings: pl.LazyFrame, customers: pl.LazyFrame, *, options: Mapping[str, Any]
+) -> list[tuple[str, int, str]]:
+    """Readings whose user is no consenting customer's email as sent, but is one once spaces are trimmed
+    and letter case ignored: matching stays exact (an email's owner is who sent it), and they are counted
+    rather than dropped without a word."""
+    import polars as pl
+
+    folded = pl.col("user").str.strip_chars().str.to_lowercase()
+    emails = customers.select(pl.col("email").str.strip_chars().str.to_lowercase().alias("_folded")).unique()
+    count = (
+        readings.join(customers.select("email"), left_on="user", right_on="email", how="anti")
+        .select(folded.alias("_folded"))
+        .join(emails, on="_folded", how="semi")
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    text = (
+        "readings whose user matches a consenting customer's email only once spaces are trimmed or letter "
+        "case ignored; matching is exact, so they are left out (fix the sender, or the customer record)"
+    )
+    return [("near_miss_user", count, text)] if count else []
 
 
 def accelerometer_trusted(

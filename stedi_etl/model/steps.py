@@ -50,6 +50,7 @@ STEPS: tuple[Step, ...] = (
         transforms.accelerometer_trusted,
         ("consent_cutoff",),
         explain=explain.accelerometer_trusted,
+        notice=explain.near_miss_users,
         partition_by={"accelerometer_landing": "timestamp"},
         partition_column="timestamp",
     ),

@@ -248,6 +248,7 @@ class DayTaskResult:
     checks: ValidationReport
     counts: PartCounts
     schema: Any
+    notices: tuple[tuple[str, int, str], ...] = ()  # the step's notices on this task's inputs (Step.notice)
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,12 @@ def run_day_task(task: DayTask, shared: DayShared) -> DayTaskResult:
     )
     checks = check_rows(out, contract, failure_cases(out, contract, "error", task.waive), waive=task.waive)
     counts = RelationTally(contract, task.waive).count({**part, step.table: out})
+    notices = (
+        tuple(step.notice(*(part[name].lazy() for name in step.inputs), options=task.keywords))
+        if step.notice is not None
+        else ()
+    )
     written = lake.write_days(
         step.table, cut_by_day(out, list(task.days), step.partition_column), task.run_id
     )
-    return DayTaskResult(written, checks, counts, out.head(0).to_arrow().schema)
+    return DayTaskResult(written, checks, counts, out.head(0).to_arrow().schema, notices)

@@ -562,13 +562,7 @@ class _Run:
         rows = check_rows(frame, contract, failure_cases(frame, contract, "error", waive), waive=waive)
         if step.notice is not None:
             noticed = step.notice(*(frames[i].lazy() for i in step.inputs), options=keywords)  # type: ignore[union-attr]
-            rows = replace(
-                rows,
-                warnings=rows.warnings
-                + tuple(
-                    CheckFailure(step.table, check, "warning", count, text) for check, count, text in noticed
-                ),
-            )
+            rows = replace(rows, warnings=rows.warnings + _notices(step.table, noticed))
         staged = self.stage(step.table, frame, built_from) if rows.ok else None
         tables, finished = self.relation_inputs(index, frames, frame, staged)  # type: ignore[arg-type]
         height = frame.height
@@ -659,6 +653,7 @@ class _Run:
             for group in tasks(to_build, self.budget.task_rows)
         ]
         finished: dict[int, DayTaskResult] = {}
+        noticed: list[tuple[str, int, str]] = []
         for done in self.executor.map(run_day_task, day_tasks, DayShared(self.lake, broadcast)):
             finished[done.index] = done.result
             group = day_tasks[done.index].days
@@ -676,7 +671,9 @@ class _Run:
             checked.append(result.checks)
             tally.merge(result.counts)
             written |= result.days
+            noticed.extend(result.notices)
         report = tally.into(merged_report(checked, contract))
+        report = replace(report, warnings=report.warnings + _notices(step.table, noticed))
         empty = {"file": None, "rows": 0, "size": 0, "stats": "", "content": "empty"}
         kept |= {day: dict(empty) for day in to_build if day not in written}
         total = sum(record["rows"] for record in (*kept.values(), *written.values()))
@@ -954,6 +951,19 @@ def _settle_unfinished(lake: Lake, run_id: str, took_over: str | None = None) ->
             _mark_interrupted(lake, earlier, run_id, manifest)
             settled.append(earlier)
     return settled
+
+
+def _notices(table: str, noticed: list[tuple[str, int, str]]) -> tuple[CheckFailure, ...]:
+    """A step's notices (model/explain.py) as warnings of its table, each check's counts summed over the
+    tasks that found some."""
+    counts: dict[str, int] = {}
+    texts: dict[str, str] = {}
+    for check, count, text in noticed:
+        counts[check] = counts.get(check, 0) + count
+        texts[check] = text
+    return tuple(
+        CheckFailure(table, check, "warning", count, texts[check]) for check, count in counts.items()
+    )
 
 
 NOT_COMMITTED = "not committed: the run ended while publishing"
