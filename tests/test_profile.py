@@ -44,6 +44,8 @@ def test_stedi_2022_shows_the_seeds_findings(profile_2022: Profile) -> None:
     assert customer.duplicates.worst[2].count == 5
 
     assert profile_2022.serial_numbers.distinct_serials == 30
+    assert profile_2022.consent_withdrawn == 72  # tests/test_consent.py has DuckDB find the same 72
+    assert profile_2022.near_miss_readings == 0
 
     assert step_trainer.rows == 239_760
     assert step_trainer.duplicates.key == ("sensorReadingTime", "serialNumber")

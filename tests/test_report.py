@@ -470,4 +470,5 @@ def test_the_masked_stedi_2022_report_in_chromium_holds_no_local_part_of_any_ema
         finally:
             browser.close()
     assert "***#" in shown  # the repeated emails are there, as digests
+    assert "research consent withdrawn by a later record: 72 customers" in shown
     assert not [part for part in local_parts if part in shown or part in html]

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from stedi_etl.contracts import MASK, Contract
+from stedi_etl.model import explain, transforms
+from stedi_etl.wording import plural
 
 if TYPE_CHECKING:
     import polars as pl
@@ -98,6 +100,10 @@ class Profile:
     consent: tuple[Consent, ...]
     orphans: tuple[Orphans, ...]
     personal_shown: bool
+    # Customers whose latest record withdraws the research consent an earlier one gave (model/explain.py).
+    consent_withdrawn: int = 0
+    # Readings whose user matches a consenting customer's email only once trimmed or case-folded.
+    near_miss_readings: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,6 +131,13 @@ class Profile:
         lines += [f"    {o.count} customers  {', '.join(o.key)}" for o in s.worst]
         lines += ["", "consent (records, distinct customers):"]
         lines += [f"  {c.column}: {c.records}, {c.customers}" for c in self.consent]
+        lines.append(
+            f"  research consent withdrawn by a later record: {plural(self.consent_withdrawn, 'customer')}"
+        )
+        lines.append(
+            f"  readings whose user matches a consenting email only once trimmed or case-folded: "
+            f"{self.near_miss_readings}"
+        )
         lines += ["", "readings of no customer:"]
         lines += [
             f"  {o.dataset}: {o.readings} readings, {o.distinct_values} distinct {o.column}"
@@ -186,6 +199,15 @@ def profile_reads(
         datasets=datasets,
         serial_numbers=serial_sharing(customers, email, serial, top),
         consent=consent_counts(customers, customer, email),
+        consent_withdrawn=sum(
+            count for _, count, _ in explain.consent_withdrawn(customers.lazy(), options={})
+        ),
+        near_miss_readings=sum(
+            count
+            for _, count, _ in explain.near_miss_users(
+                accelerometer.lazy(), transforms.customer_trusted(customers.lazy()), options={}
+            )
+        ),
         orphans=(
             orphans(reading_set, accelerometer, user, customers, email),
             orphans(step_set, step_trainer, serial, customers, serial),

@@ -696,6 +696,11 @@ def _profile(profile: Profile) -> str:
     consent = "".join(
         f"<li>{e(c.column)}: {n(c.records)} records, {n(c.customers)} distinct customers</li>"
         for c in profile.consent
+    ) + (
+        f'<li data-testid="consent-withdrawn">research consent withdrawn by a later record: '
+        f"{n(profile.consent_withdrawn)} customers</li>"
+        f'<li data-testid="near-miss-readings">readings whose user matches a consenting email only once '
+        f"trimmed or case-folded: {n(profile.near_miss_readings)}</li>"
     )
     orphans = "".join(
         f"<li>{e(o.dataset)}: {n(o.readings)} readings, {n(o.distinct_values)} distinct {e(o.column)}</li>"
