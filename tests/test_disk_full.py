@@ -32,15 +32,9 @@ echo $? > {out}/after.rc
 """
 
 
-@pytest.mark.parametrize("size", ["256k", "1m"])
-def test_a_full_disk_fails_the_run_in_clear_lines_and_the_next_run_settles_it(
-    starter: Path, tmp_path: Path, size: str
-) -> None:
+def in_private_mounts(script: str) -> None:
+    """Run a shell script in a mount namespace of its own, where it may mount what it likes."""
     assert shutil.which("unshare"), "util-linux's unshare is needed to mount a private tmpfs"
-    lake, out = tmp_path / "lake", tmp_path / "out"
-    lake.mkdir()
-    out.mkdir()
-    script = SCRIPT.format(size=size, lake=lake, landing=starter, out=out, python=sys.executable)
     done = subprocess.run(
         ["unshare", "-rm", "sh", "-c", script],
         cwd=REPO,
@@ -50,6 +44,17 @@ def test_a_full_disk_fails_the_run_in_clear_lines_and_the_next_run_settles_it(
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("size", ["256k", "1m"])
+def test_a_full_disk_fails_the_run_in_clear_lines_and_the_next_run_settles_it(
+    starter: Path, tmp_path: Path, size: str
+) -> None:
+    lake, out = tmp_path / "lake", tmp_path / "out"
+    lake.mkdir()
+    out.mkdir()
+    script = SCRIPT.format(size=size, lake=lake, landing=starter, out=out, python=sys.executable)
+    in_private_mounts(script)
     assert (out / "full.rc").read_text().strip() == "1"
     errors = (out / "full.err").read_text().splitlines()
     assert errors and all(line.startswith("error: cannot write ") for line in errors[:1]), errors
@@ -74,14 +79,6 @@ def test_a_read_only_lake_fails_in_one_clear_line(starter: Path, tmp_path: Path)
         f"{sys.executable} -m stedi_etl run-all --landing {starter} --lake {lake} -q 2> {out}/err\n"
         f"echo $? > {out}/rc\n"
     )
-    done = subprocess.run(
-        ["unshare", "-rm", "sh", "-c", script],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    in_private_mounts(script)
     assert (out / "rc").read_text().strip() == "1"
     assert (out / "err").read_text() == f"error: cannot lock {lake}: Read-only file system\n"
