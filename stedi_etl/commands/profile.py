@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from stedi_etl.contracts import MASK, Contract
 from stedi_etl.model import explain, transforms
-from stedi_etl.wording import plural
 
 if TYPE_CHECKING:
     import polars as pl
@@ -131,9 +130,7 @@ class Profile:
         lines += [f"    {o.count} customers  {', '.join(o.key)}" for o in s.worst]
         lines += ["", "consent (records, distinct customers):"]
         lines += [f"  {c.column}: {c.records}, {c.customers}" for c in self.consent]
-        lines.append(
-            f"  research consent withdrawn by a later record: {plural(self.consent_withdrawn, 'customer')}"
-        )
+        lines.append(f"  customers whose later record withdraws research consent: {self.consent_withdrawn}")
         lines.append(
             f"  readings whose user matches a consenting email only once trimmed or case-folded: "
             f"{self.near_miss_readings}"
