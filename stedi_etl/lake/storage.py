@@ -158,7 +158,7 @@ def _s3_filesystem(
         "skip_instance_cache": True,
         "use_listings_cache": False,
         "session": session,
-        "config_kwargs": _client_defaults(session, endpoint_url),
+        "config_kwargs": _client_defaults(session, endpoint_url, deadline),
     }
     if endpoint_url:
         options["endpoint_url"] = endpoint_url
@@ -208,7 +208,12 @@ _CHECKSUM_OPTIONS = {
 }
 
 
-def _client_defaults(session: Any, endpoint_url: str | None) -> dict[str, Any]:
+def _custom_endpoint(endpoint_url: str | None) -> str | None:
+    """The S3 endpoint given (``--s3-endpoint-url``, or the AWS configuration's), None for AWS's own."""
+    return endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def _client_defaults(session: Any, endpoint_url: str | None, deadline: float) -> dict[str, Any]:
     """botocore's deadlines per request (connect 5 s, read a third of the operation's deadline, so a
     stalled request is retried within it); and checksums only where an operation requires them, for an
     endpoint other than AWS's own.
@@ -218,8 +223,8 @@ def _client_defaults(session: Any, endpoint_url: str | None) -> dict[str, Any]:
     default, and any setting of the AWS configuration (AWS_REQUEST_CHECKSUM_CALCULATION,
     AWS_RESPONSE_CHECKSUM_VALIDATION or the profile's) wins.
     """
-    deadlines = {"connect_timeout": _CONNECT_TIMEOUT_S, "read_timeout": max(operation_timeout() / 3, 1.0)}
-    custom = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    deadlines = {"connect_timeout": _CONNECT_TIMEOUT_S, "read_timeout": max(deadline / 3, 1.0)}
+    custom = _custom_endpoint(endpoint_url)
     if not custom:
         return deadlines
     try:
@@ -398,9 +403,7 @@ class Store:
             "max_retries": "2",
             "retry_timeout": f"{seconds:g}s",
         }
-        endpoint = (
-            self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        )
+        endpoint = _custom_endpoint(self.endpoint_url)
         if endpoint:
             options["AWS_ENDPOINT_URL"] = endpoint
             if endpoint.startswith("http://"):
@@ -420,12 +423,7 @@ class Store:
     @property
     def endpoint(self) -> str:
         """The S3 endpoint this store's requests go to, as messages name it."""
-        return (
-            self.endpoint_url
-            or os.environ.get("AWS_ENDPOINT_URL_S3")
-            or os.environ.get("AWS_ENDPOINT_URL")
-            or "AWS's S3 endpoint"
-        )
+        return _custom_endpoint(self.endpoint_url) or "AWS's S3 endpoint"
 
     @contextlib.contextmanager
     def _errors(self, verb: str, path: str) -> Iterator[None]:

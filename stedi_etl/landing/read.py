@@ -172,6 +172,18 @@ def why_not_read(relative: str) -> str | None:
     return DOT_PARTS if {".", ".."} & set(relative.strip("/").split("/")) else HIDDEN
 
 
+def not_read(
+    store: Store, dataset: str, listed: Mapping[str, FileInfo], unread: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Each file under a dataset's folder a run does not read (its URL -> why): ``unread``, what its
+    listing found and did not follow (``Store.listing``), then the listed files it skips by name."""
+    directory = landing_dir(store, dataset)
+    hidden = {
+        store.url(path): why for path in listed if (why := why_not_read(path[len(directory) :])) is not None
+    }
+    return dict(sorted({**(unread or {}), **hidden}.items()))
+
+
 def require_landing(
     store: Store, datasets: Iterable[str], skipped: dict[str, dict[str, str]] | None = None
 ) -> dict[str, dict[str, FileInfo]]:
@@ -225,15 +237,12 @@ def read_landing(
     started = time.perf_counter()
     contract = landing_contract(dataset)
     directory = landing_dir(store, dataset)
-    skipped: dict[str, str] = dict(unread or {})
     if listed is None:
         found: dict[str, str] = {}
         listed = store.listing(directory, found)
-        skipped |= {store.url(path): why for path, why in found.items()}
-    wanted = [p for p in listed if not is_hidden(p[len(directory) :])]
-    for path in listed:
-        if (why := why_not_read(path[len(directory) :])) is not None:
-            skipped[store.url(path)] = why
+        unread = {store.url(path): why for path, why in found.items()}
+    skipped = not_read(store, dataset, listed, unread)
+    wanted = [p for p in listed if store.url(p) not in skipped]
     source_of = {p: store.url(p) for p in wanted}
     keys = {p: cache.key(p[len(directory) :], listed[p]) for p in wanted} if cache else {}
     reused = cache.fetch(list(keys.values())) if cache else {}
@@ -322,7 +331,7 @@ def read_landing(
         frame,
         quarantine_frame(rejected),
         files,
-        dict(sorted(skipped.items())),
+        skipped,
         report,
         seconds,
         days,

@@ -41,7 +41,7 @@ from stedi_etl.lake.tables import (
     new_run_id,
 )
 from stedi_etl.landing.cache import ParseCache
-from stedi_etl.landing.read import LandingRead, landing_dir, read_landing, require_landing, why_not_read
+from stedi_etl.landing.read import LandingRead, landing_dir, not_read, read_landing, require_landing
 from stedi_etl.model.days import digests
 from stedi_etl.model.steps import ML_JOINS, STEPS, RunOptions, Step
 from stedi_etl.run.executors import IN_PROCESS, Done, Executor, open_executor
@@ -421,18 +421,10 @@ class _Run:
                     {},
                     {},
                     0.0,
-                    skipped=self.skipped_files(dataset),
+                    skipped=not_read(
+                        self.landing_store, dataset, self.listings[dataset], self.unread.get(dataset)
+                    ),
                 )
-
-    def skipped_files(self, dataset: str) -> dict[str, str]:
-        """The files under a dataset's folder a run does not read, with why, without reading the rest."""
-        folder = landing_dir(self.landing_store, dataset)
-        hidden = {
-            self.landing_store.url(path): why
-            for path in self.listings[dataset]
-            if (why := why_not_read(path[len(folder) :])) is not None
-        }
-        return dict(sorted({**self.unread.get(dataset, {}), **hidden}.items()))
 
     def landing_id(self, dataset: str) -> str:
         """What a dataset's landing data is: its contract and each file's path, size and stamp. Paths are
