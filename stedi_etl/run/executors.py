@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from distributed import Client, LocalCluster
 
 IN_PROCESS = "in-process"
-SCHEDULER_ENV = "STEDI_ETL_SCHEDULER"
 # How long connecting to a scheduler, or starting a local cluster's workers, may take.
 CONNECT_SECONDS = 30.0
 INSTALL_HINT = "pip install 'stedi-etl[dask]'"
