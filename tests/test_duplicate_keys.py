@@ -116,3 +116,33 @@ def test_a_run_publishes_neither_value_of_a_repeated_key(starter: Path, tmp_path
     lake = Lake.of(str(tmp_path / "lake"))
     assert "Case.Consent@x.com" not in set(lake.read("customer_trusted")["email"])
     assert lake.read("customer_quarantine")["reason"].to_list() == ["duplicate_key", "duplicate_key"]
+
+
+def compact(record: dict[str, object]) -> str:
+    return json.dumps(record, separators=(",", ":"))
+
+
+@pytest.mark.parametrize(
+    ("user", "repeat", "repeated"),
+    [
+        ("plain@x.com", None, False),  # one colon per value: the single-byte count settles it
+        ("colon:in@x.com", None, False),  # a colon inside a string: the key count settles it
+        ("plain@x.com", ',"user":null', True),  # a repeat whose value is null reads as nothing
+        ("colon:in@x.com", ',"user":"b@x.com"', True),
+        ("plain@x.com", ',"USER":"b@x.com"', True),
+    ],
+)
+def test_the_native_reader_counts_keys_exactly_in_compact_records(
+    user: str, repeat: str | None, repeated: bool
+) -> None:
+    """Compact records (no space after a colon) take the byte counts' shortcut; a repeated key must still
+    keep the file off the native path, and a colon inside a value must not send a clean file elsewhere."""
+    from stedi_etl.landing.read import landing_contract, read_native
+
+    lines = [compact({"user": user, "timestamp": T0 + i, "x": 0.5, "y": 0.25, "z": 0.125}) for i in range(3)]
+    if repeat:
+        lines[1] = lines[1][:-1] + repeat + "}"
+    frame = read_native(("\n".join(lines) + "\n").encode(), landing_contract("accelerometer"))
+    assert (frame is None) is repeated
+    if frame is not None:
+        assert frame["user"].to_list() == [user] * 3

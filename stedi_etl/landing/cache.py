@@ -96,7 +96,9 @@ class ParseCache:
     def put(self, key: str, frame: pl.DataFrame, entry: Entry) -> None:
         """Write a file's parse now: its rows, then its record (so a record always has its rows)."""
         buffer = io.BytesIO()
-        frame.write_parquet(buffer, compression="zstd", statistics=True)
+        # LZ4: the cache is this tool's own, read back within the run; it writes a third faster than zstd
+        # and reads twice as fast, for twice the bytes (FINDINGS §15).
+        frame.write_parquet(buffer, compression="lz4", statistics=True)
         meta: dict[str, Any] = {
             "format": FORMAT,
             "rows": entry.rows,
