@@ -53,12 +53,12 @@ class Measured:
     output: str = field(default="", repr=False)
 
 
-def measure(command: list[str], keep_output: bool = False) -> Measured:
+def measure(command: list[str], keep_output: bool = False, cwd: Path | None = None) -> Measured:
     """Run one child process to completion; its wall time, CPU time and peak RSS (and its stdout)."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         child = subprocess.Popen(
-            command, stdout=out if keep_output else subprocess.DEVNULL, stderr=subprocess.PIPE
+            command, stdout=out if keep_output else subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd
         )
         assert child.stderr is not None
         errors = child.stderr.read().decode(errors="replace")  # read while it runs: a full pipe blocks it
