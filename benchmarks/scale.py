@@ -33,7 +33,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,23 +52,48 @@ class Measured:
     output: str = field(default="", repr=False)
 
 
+# Started from this process, a child's peak RSS would be at least this process's: Linux keeps a process's
+# high-water RSS across exec, and a child spawned by fork or vfork starts with its parent's pages (this
+# process holds every table of the last scale checked, 1.9 GiB after scale 300, which the scale-1000 runs
+# of both tools reported as their own). So each child is forked by a small launcher instead, which times
+# it with wait4 and reports wall, CPU and peak RSS of the child alone (FINDINGS §15).
+_LAUNCHER = """
+import json, os, sys, time
+report, command = sys.argv[1], sys.argv[2:]
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(command[0], command)
+    finally:
+        os._exit(127)
+_pid, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - started
+with open(report, "w") as out:
+    json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_kib": usage.ru_maxrss}, out)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def measure(command: list[str], keep_output: bool = False, cwd: Path | None = None) -> Measured:
     """Run one child process to completion; its wall time, CPU time and peak RSS (and its stdout)."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile(suffix=".json") as report:
         child = subprocess.Popen(
-            command, stdout=out if keep_output else subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd
+            [sys.executable, "-c", _LAUNCHER, report.name, *command],
+            stdout=out if keep_output else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
         )
         assert child.stderr is not None
         errors = child.stderr.read().decode(errors="replace")  # read while it runs: a full pipe blocks it
-        _pid, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - started
+        status = child.wait()
         child.stderr.close()
-        if os.waitstatus_to_exitcode(status) != 0:
+        if status != 0:
             raise SystemExit(f"{' '.join(command)} failed ({status}): {errors[-2000:]}")
+        usage = json.loads(Path(report.name).read_text())
         out.seek(0)
         output = out.read().decode()
-    return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, output)
+    return Measured(usage["wall"], usage["cpu"], usage["peak_kib"] / 1024, output)
 
 
 def checksum(frame: pl.DataFrame) -> tuple[int, int, int]:
