@@ -130,6 +130,8 @@ def compact(record: dict[str, object]) -> str:
         ("plain@x.com", ',"user":null', True),  # a repeat whose value is null reads as nothing
         ("colon:in@x.com", ',"user":"b@x.com"', True),
         ("plain@x.com", ',"USER":"b@x.com"', True),
+        ("plain@x.com", ',"us\\u0065r":"b@x.com"', True),  # an escaped spelling of the same key
+        ("café@x.com", ',"extra":1', False),  # a key outside the contract, and an escape in a value
     ],
 )
 def test_the_native_reader_counts_keys_exactly_in_compact_records(
@@ -146,3 +148,14 @@ def test_the_native_reader_counts_keys_exactly_in_compact_records(
     assert (frame is None) is repeated
     if frame is not None:
         assert frame["user"].to_list() == [user] * 3
+
+
+def test_a_key_repeated_in_an_escaped_spelling_is_quarantined(tmp_path: Path) -> None:
+    """JSON readers decode "us\\u0065r" to "user": the record holds user twice, A then B."""
+    reading = compact({"user": "a@x.com", "timestamp": T0, "x": 0.5, "y": 0.25, "z": 0.125})
+    twice = reading.replace('"user":"a@x.com"', '"user":"a@x.com","us\\u0065r":"b@x.com"')
+    clean = compact({"user": "c@x.com", "timestamp": T0 + 1, "x": 0.5, "y": 0.25, "z": 0.125})
+    write_landing(tmp_path, "accelerometer", "a.json", twice + "\n" + clean + "\n")
+    read = read_landing(Store(str(tmp_path)), "accelerometer")
+    assert read.quarantine["reason"].to_list() == ["duplicate_key"]
+    assert read.frame["user"].to_list() == ["c@x.com"]

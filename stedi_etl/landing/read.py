@@ -948,6 +948,10 @@ def _accept_native(
     return frame
 
 
+# A key holding a \u escape: the escape, the rest of the string, then the colon that makes it a key.
+_ESCAPED_KEY = re.compile(rb'\\u[0-9a-fA-F]{4}[^"\n]*"\s*:')
+
+
 def _may_repeat_a_key(
     frame: pl.DataFrame, data: bytes, spelled: dict[str, str], colons: int | None = None
 ) -> bool:
@@ -967,6 +971,8 @@ def _may_repeat_a_key(
     read = sum(values.values())
     if (data.count(b":") if colons is None else colons) <= read or data.count(b'":') == read:
         return False
+    if _ESCAPED_KEY.search(data):
+        return True  # "us\u0065r" is "user" to every JSON reader, but not to the counts below
     lines = pl.Series([data.decode("utf-8", errors="replace")]).str.split("\n").explode()
     return any(
         (lines.str.count_matches(r'(?i)"' + re.escape(spelled.get(name, name)) + r'"\s*:').max() or 0) > 1
