@@ -65,8 +65,9 @@ pid = os.fork()
 if pid == 0:
     try:
         os.execvp(command[0], command)
-    finally:
-        os._exit(127)
+    except OSError as err:
+        sys.stderr.write(f"cannot run {command[0]}: {err}\\n")
+    os._exit(127)
 _pid, status, usage = os.wait4(pid, 0)
 wall = time.perf_counter() - started
 with open(report, "w") as out:
