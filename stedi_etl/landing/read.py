@@ -688,15 +688,15 @@ def parse_files(texts: list[bytes], sources: list[str], contract: Contract) -> l
         except _native_errors():
             read = [_read_planned(plan) for plan in natives]
         counted.result()
-    shaped = _number_shaped_text(read, [plans[index] for index in batch], contract)  # type: ignore[misc]
+    shaped = _number_shaped_text(read, natives, contract)
 
-    def accepted(index: int, frame: pl.DataFrame | None, suspects: list[str]) -> pl.DataFrame | None:
-        return None if frame is None else _accept_native(frame, plans[index], contract, suspects)  # type: ignore[arg-type]
+    def accepted(plan: _NativeRead, frame: pl.DataFrame | None, suspects: list[str]) -> pl.DataFrame | None:
+        return None if frame is None else _accept_native(frame, plan, contract, suspects)
 
     # Each file's exactness checks on every core: most of their time is Polars' (a file with explicit nulls
     # has its keys counted line by line), which does not hold the GIL; one file at a time kept a core idle.
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        frames.update(zip(batch, pool.map(accepted, batch, read, shaped), strict=True))
+        frames.update(zip(batch, pool.map(accepted, natives, read, shaped), strict=True))
     parsed = []
     for index, (data, source) in enumerate(zip(texts, sources, strict=True)):
         plan = plans[index]
@@ -963,7 +963,8 @@ def _may_repeat_a_key(
     present with a value and no colon inside a string), and half the cost of counting ``":`` (0.5 against
     1.0 s per GB, on one core: FINDINGS §15). Where colons sit inside strings, every key is still followed
     by ``":``, and as many of those as values settles it too. Otherwise (explicit nulls, keys outside the
-    contract, or a repeat) each line's keys are counted, column by column.
+    contract, or a repeat) a key spelled with a ``\\u`` escape counts as a possible repeat, and each line's
+    plain keys are counted, column by column.
     """
     import polars as pl
 
